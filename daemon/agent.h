@@ -1,0 +1,88 @@
+// dcagent: one event loop (epoll) over the control socket, client sessions, io_uring
+// completions, a timer and signals. Single-threaded by design: the arena has one
+// writer, and the origin's slowness is absorbed by io_uring, not by threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "daemon/cache/arena.h"
+#include "daemon/cache/block_cache.h"
+#include "daemon/config/config.h"
+#include "daemon/control/messages.h"
+#include "daemon/control/socket_io.h"
+#include "daemon/metrics/stats.h"
+#include "daemon/origin/origin_files.h"
+#include "daemon/origin/origin_reader.h"
+
+namespace dc {
+
+class Agent {
+ public:
+  explicit Agent(Config config);
+  ~Agent();
+
+  Status start();  // arena, io_uring, socket; after this, clients may connect
+  int run();       // until SIGTERM/SIGINT; returns the exit code
+
+ private:
+  struct Session {
+    uint64_t id = 0;
+    int fd = -1;
+    PeerCred peer;
+    ctl::Role role{};
+    bool greeted = false;
+    int region_fd = -1;
+    abi::ClientRegionHeader* region = nullptr;
+    uint64_t ring_tail = 0;
+  };
+  struct PendingFetch {
+    uint64_t session_id = 0;
+    uint32_t request_id = 0;
+    uint32_t remaining = 0;
+    FileKey key;
+    std::vector<uint8_t> ok;  // per block of the request
+    ctl::Status failure = ctl::Status::kOk;
+  };
+
+  void accept_clients();
+  void on_session_readable(uint64_t session_id);
+  void close_session(uint64_t session_id, const char* why);
+  void handle(Session& s, const Request& r);
+  void handle_hello(Session& s, const Request& r);
+  void handle_fetch(Session& s, const Request& r);
+  void handle_invalidate(Session& s, const Request& r);
+  void handle_stats(Session& s, const Request& r);
+  void on_fill_done(uint64_t handle, bool ok, int err);
+  void block_done(uint64_t token, bool ok);
+  void reply_fetch(uint64_t pending_id);
+  void drain_hit_rings();
+  void on_tick();
+  StatList collect_stats();
+  void send_or_close(Session& s, const void* data, size_t len, const std::vector<int>& fds = {});
+
+  Config config_;
+  std::unique_ptr<Arena> arena_;
+  std::unique_ptr<BlockCache> cache_;
+  std::unique_ptr<OriginReader> reader_;
+  std::unique_ptr<OriginFiles> origin_;
+  ListenSocket listen_;
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;
+  int signal_fd_ = -1;
+  uint64_t next_session_id_ = 1;
+  uint64_t next_pending_id_ = 1;
+  std::unordered_map<uint64_t, Session> sessions_;
+  std::unordered_map<uint64_t, PendingFetch> pending_;
+  AgentCounters counters_;
+  abi::ClientCounters departed_{};  // shim counters of sessions that have ended
+  uint64_t watchdog_usec_ = 0;
+  uint64_t last_watchdog_ms_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace dc

@@ -1,0 +1,274 @@
+// Request handlers of the agent: hello (hand out the arena), fetch (fill blocks,
+// once per block however many ask), invalidate, stats; and the hit-ring drain.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "daemon/agent.h"
+#include "dc/barrier.h"
+
+namespace dc {
+namespace {
+
+// A fetch token: which pending request, and which of its blocks.
+// The one place an internal error becomes a control-protocol status.
+ctl::Status status_of(Errc e) {
+  switch (e) {
+    case Errc::kNotFound: return ctl::Status::kNotFound;
+    case Errc::kStale: return ctl::Status::kStale;
+    case Errc::kPermission: return ctl::Status::kOutsideDataset;
+    case Errc::kInvalidArgument: return ctl::Status::kBadRequest;
+    case Errc::kNoSpace: return ctl::Status::kNoSpace;
+    default: return ctl::Status::kIoError;
+  }
+}
+
+uint64_t make_token(uint64_t pending_id, uint32_t index) { return (pending_id << 8) | index; }
+
+// A writable region for one client, sealed so the client cannot resize it under
+// the agent's mapping (a shrink would make the agent fault).
+int create_client_region(abi::ClientRegionHeader** out) {
+  int fd = memfd_create("dc-client", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -1;
+  if (ftruncate(fd, abi::kClientRegionBytes) != 0 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    close(fd);
+    return -1;
+  }
+  void* p = mmap(nullptr, abi::kClientRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    close(fd);
+    return -1;
+  }
+  auto* h = static_cast<abi::ClientRegionHeader*>(p);
+  h->ring_capacity = abi::kHitRingCapacity;
+  __atomic_store_n(&h->magic, abi::kClientRegionMagic, __ATOMIC_RELEASE);
+  *out = h;
+  return fd;
+}
+
+}  // namespace
+
+void Agent::handle_hello(Session& s, const Request& r) {
+  s.greeted = true;
+  s.role = r.role;
+  std::vector<uint8_t> out(sizeof(ctl::HelloReply));
+  for (const auto& d : config_.datasets) {
+    ctl::DatasetRecord rec{static_cast<uint16_t>(d.name.size()), static_cast<uint16_t>(d.path.size()), 0};
+    size_t at = out.size();
+    out.resize(at + sizeof rec + d.name.size() + d.path.size());
+    memcpy(out.data() + at, &rec, sizeof rec);
+    memcpy(out.data() + at + sizeof rec, d.name.data(), d.name.size());
+    memcpy(out.data() + at + sizeof rec + d.name.size(), d.path.data(), d.path.size());
+    out.resize((out.size() + 7) & ~size_t{7});
+  }
+  std::vector<int> fds;
+  ctl::HelloReply reply{};
+  reply.status = static_cast<int32_t>(ctl::Status::kOk);
+  if (r.role == ctl::Role::kShim) {
+    auto ro = arena_->open_readonly();
+    if (!ro) {
+      DC_LOG_ERROR("%s", ro.error().message.c_str());
+      reply.status = static_cast<int32_t>(ctl::Status::kBusy);
+    } else {
+      fds.push_back(*ro);
+      if (r.hello_flags & ctl::kHelloWantRing) {
+        s.region_fd = create_client_region(&s.region);
+        if (s.region_fd >= 0) fds.push_back(s.region_fd);
+      }
+    }
+  }
+  reply.h = ctl::make_header(ctl::Op::kHelloReply, static_cast<uint32_t>(out.size()), r.request_id);
+  reply.dataset_count = static_cast<uint32_t>(config_.datasets.size());
+  reply.arena_size = arena_->size();
+  reply.arena_generation = arena_->generation();
+  reply.fd_count = static_cast<uint32_t>(fds.size());
+  memcpy(out.data(), &reply, sizeof reply);
+  const uint64_t id = s.id;
+  send_or_close(s, out.data(), out.size(), fds);
+  if (!fds.empty()) close(fds[0]);  // the read-only arena fd is the client's now
+  // The region stays mapped here; its descriptor is no longer needed by the agent.
+  if (auto it = sessions_.find(id); it != sessions_.end() && it->second.region_fd >= 0) {
+    close(it->second.region_fd);
+    it->second.region_fd = -1;
+  }
+}
+
+void Agent::handle_fetch(Session& s, const Request& r) {
+  ++counters_.fetch_requests;
+  auto reply_now = [&](ctl::Status st, uint32_t ready) {
+    if (st != ctl::Status::kOk) ++counters_.fetch_errors;
+    ctl::FetchReply rep{ctl::make_header(ctl::Op::kFetchReply, sizeof(ctl::FetchReply), r.request_id),
+                        static_cast<int32_t>(st), ready};
+    send_or_close(s, &rep, sizeof rep);
+  };
+  auto file = origin_->get(r.dataset_id, r.path, r.key);
+  if (!file) {
+    if (file.error().code == Errc::kStale) ++counters_.stale_fetches;
+    DC_LOG_DEBUG("fetch %s: %s", r.path.c_str(), file.error().message.c_str());
+    reply_now(status_of(file.error().code), 0);
+    return;
+  }
+  const uint64_t bs = arena_->block_size();
+  const uint64_t nblocks = (file->size + bs - 1) / bs;
+  if (r.first_block >= nblocks) {
+    reply_now(ctl::Status::kBadRequest, 0);
+    return;
+  }
+  const uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(r.block_count, nblocks - r.first_block));
+  const uint64_t pid = next_pending_id_++;
+  PendingFetch& p = pending_[pid];
+  p.session_id = s.id;
+  p.request_id = r.request_id;
+  p.remaining = count;
+  p.key = r.key;
+  p.ok.assign(count, 0);
+  std::vector<iovec> iov;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint64_t block = r.first_block + i;
+    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - block * bs));
+    BlockCache::Handle h;
+    switch (cache_->begin(r.key, block, len, make_token(pid, i), &h)) {
+      case BlockCache::Begin::kResident:
+        p.ok[i] = 1;
+        --p.remaining;
+        break;
+      case BlockCache::Begin::kJoined: break;
+      case BlockCache::Begin::kStarted:
+        cache_->iovecs(h, &iov);
+        reader_->submit(file->fd, iov, block * bs, h);
+        break;
+      case BlockCache::Begin::kNoSpace:
+        p.failure = ctl::Status::kNoSpace;
+        --p.remaining;
+        break;
+    }
+  }
+  if (p.remaining == 0) reply_fetch(pid);
+}
+
+void Agent::on_fill_done(uint64_t handle, bool ok, int err) {
+  if (ok) ++counters_.blocks_filled;
+  else DC_LOG_WARN("origin read failed: %s", strerror(err));
+  counters_.bytes_origin = reader_->bytes_read();
+  for (uint64_t token : cache_->finish(static_cast<BlockCache::Handle>(handle), ok)) block_done(token, ok);
+}
+
+void Agent::block_done(uint64_t token, bool ok) {
+  const uint64_t pid = token >> 8;
+  auto it = pending_.find(pid);
+  if (it == pending_.end()) return;
+  PendingFetch& p = it->second;
+  p.ok[token & 0xff] = ok ? 1 : 0;
+  if (!ok) p.failure = ctl::Status::kIoError;
+  if (--p.remaining == 0) reply_fetch(pid);
+}
+
+void Agent::reply_fetch(uint64_t pid) {
+  auto it = pending_.find(pid);
+  if (it == pending_.end()) return;
+  PendingFetch p = std::move(it->second);
+  pending_.erase(it);
+  uint32_t ready = 0;
+  while (ready < p.ok.size() && p.ok[ready]) ++ready;
+  ctl::Status st = ready == p.ok.size() ? ctl::Status::kOk
+                   : p.failure != ctl::Status::kOk ? p.failure : ctl::Status::kIoError;
+  if (st != ctl::Status::kOk) ++counters_.fetch_errors;
+  auto s = sessions_.find(p.session_id);
+  if (s == sessions_.end()) return;  // the client left; the blocks stay cached
+  ctl::FetchReply rep{ctl::make_header(ctl::Op::kFetchReply, sizeof(ctl::FetchReply), p.request_id),
+                      static_cast<int32_t>(st), ready};
+  send_or_close(s->second, &rep, sizeof rep);
+}
+
+void Agent::handle_invalidate(Session& s, const Request& r) {
+  ++counters_.invalidations;
+  uint32_t dropped = 0;
+  for (FileKey k : origin_->keys_seen(r.dataset_id, r.path)) {
+    dropped += cache_->invalidate(k);
+    origin_->forget(k);
+  }
+  if (auto cur = origin_->current_key(r.dataset_id, r.path)) {
+    dropped += cache_->invalidate(*cur);
+    origin_->forget(*cur);
+  }
+  ctl::InvalidateReply rep{ctl::make_header(ctl::Op::kInvalidateReply, sizeof rep, r.request_id),
+                           static_cast<int32_t>(ctl::Status::kOk), dropped};
+  send_or_close(s, &rep, sizeof rep);
+}
+
+void Agent::drain_hit_rings() {
+  for (auto& [id, s] : sessions_) {
+    if (!s.region) continue;
+    const uint64_t head = ring_head(&s.region->head);
+    const uint64_t* recs = reinterpret_cast<const uint64_t*>(s.region + 1);
+    uint64_t tail = s.ring_tail;
+    // The client owns head: distrust it. Far ahead means records were overwritten
+    // (or the value is garbage): keep only the newest capacity's worth.
+    if (head - tail > abi::kHitRingCapacity) tail = head - abi::kHitRingCapacity;
+    for (; tail != head; ++tail) {
+      const uint64_t rec = ring_get(&recs[tail & (abi::kHitRingCapacity - 1)]);
+      cache_->record_hit(static_cast<uint32_t>(rec >> 32), static_cast<uint32_t>(rec));
+    }
+    s.ring_tail = tail;
+  }
+}
+
+StatList Agent::collect_stats() {
+  abi::ClientCounters c = departed_;
+  uint64_t clients = 0;
+  for (auto& [id, s] : sessions_) {
+    if (!s.region) continue;
+    ++clients;
+    add_counters(&c, snapshot_counters(s.region));
+  }
+  const uint64_t ps = arena_->page_size();
+  return StatList{
+      {"hit_reads", c.hit_reads},
+      {"miss_reads", c.miss_reads},
+      {"fallback_reads", c.fallback_reads},
+      {"bytes_hit", c.hit_bytes},
+      {"bytes_miss", c.miss_bytes},
+      {"bytes_fallback", c.fallback_bytes},
+      {"bytes_origin", reader_->bytes_read()},
+      {"cache_bytes_used", cache_->resident_pages() * ps},
+      {"cache_bytes_total", uint64_t{arena_->page_count()} * ps},
+      {"cache_pages_filling", cache_->filling_pages()},
+      {"clients", clients},
+      {"sessions", sessions_.size()},
+      {"fetch_requests", counters_.fetch_requests},
+      {"blocks_filled", counters_.blocks_filled},
+      {"fetch_errors", counters_.fetch_errors},
+      {"stale_fetches", counters_.stale_fetches},
+      {"evictions", cache_->evictions()},
+      {"invalidations", counters_.invalidations},
+      {"bad_messages", counters_.bad_messages},
+      {"sessions_rejected", counters_.sessions_rejected},
+      {"origin_files_open", origin_->open_count()},
+      {"origin_reads_in_flight", reader_->in_flight()},
+      {"index_entries_used", arena_->index_used()},
+      {"page_size", ps},
+      {"block_size", arena_->block_size()},
+  };
+}
+
+void Agent::handle_stats(Session& s, const Request& r) {
+  StatList stats = collect_stats();
+  std::vector<uint8_t> out(sizeof(ctl::StatsReply) + stats.size() * sizeof(ctl::StatEntry));
+  ctl::StatsReply rep{ctl::make_header(ctl::Op::kStatsReply, static_cast<uint32_t>(out.size()), r.request_id),
+                      static_cast<int32_t>(ctl::Status::kOk), static_cast<uint32_t>(stats.size())};
+  memcpy(out.data(), &rep, sizeof rep);
+  for (size_t i = 0; i < stats.size(); ++i) {
+    ctl::StatEntry e{};
+    snprintf(e.name, sizeof e.name, "%s", stats[i].first.c_str());
+    e.value = stats[i].second;
+    memcpy(out.data() + sizeof rep + i * sizeof e, &e, sizeof e);
+  }
+  send_or_close(s, out.data(), out.size());
+}
+
+}  // namespace dc

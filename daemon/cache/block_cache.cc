@@ -1,0 +1,154 @@
+#include "daemon/cache/block_cache.h"
+
+namespace dc {
+namespace {
+constexpr uint32_t kNoOwner = UINT32_MAX;
+}
+
+BlockCache::BlockCache(Arena& arena) : arena_(arena), policy_(arena.page_count()) {
+  free_slots_.reserve(arena.page_count());
+  for (uint32_t s = arena.page_count(); s > 0; --s) free_slots_.push_back(s - 1);
+  slot_owner_.assign(arena.page_count(), kNoOwner);
+}
+
+BlockCache::Handle BlockCache::new_handle() {
+  if (!free_handles_.empty()) {
+    Handle h = free_handles_.back();
+    free_handles_.pop_back();
+    return h;
+  }
+  blocks_.emplace_back();
+  return static_cast<Handle>(blocks_.size() - 1);
+}
+
+bool BlockCache::make_room(uint32_t pages) {
+  while (free_slots_.size() < pages) {
+    auto victim = policy_.pick_victim();
+    if (!victim) return false;
+    evict(*victim);
+  }
+  return true;
+}
+
+void BlockCache::evict(Handle h) {
+  Block& b = blocks_[h];
+  policy_.erase(h);
+  // Unpublish first: the seqlock bump tells readers the slot's bytes are no longer
+  // theirs before anything new is written into it.
+  for (uint32_t i = 0; i < b.pages; ++i) {
+    arena_.unpublish(b.id.key, b.id.block * (arena_.block_size() / arena_.page_size()) + i);
+    slot_owner_[b.slots[i]] = kNoOwner;
+    free_slots_.push_back(b.slots[i]);
+  }
+  if (b.state == State::kResident) resident_pages_ -= b.pages;
+  map_.erase(b.id);
+  b.state = State::kFree;
+  b.slots.clear();
+  b.waiters.clear();
+  free_handles_.push_back(h);
+  ++evictions_;
+}
+
+BlockCache::Begin BlockCache::begin(FileKey key, uint64_t block, uint32_t len, Token token,
+                                    Handle* out) {
+  const BlockId id{key, block};
+  if (auto it = map_.find(id); it != map_.end()) {
+    Block& b = blocks_[it->second];
+    *out = it->second;
+    if (b.state == State::kResident) {
+      policy_.touch(it->second);
+      return Begin::kResident;
+    }
+    b.waiters.push_back(token);
+    return Begin::kJoined;
+  }
+  const uint32_t ps = arena_.page_size();
+  const uint32_t pages = len == 0 ? 1 : (len + ps - 1) / ps;
+  if (!make_room(pages)) return Begin::kNoSpace;
+  Handle h = new_handle();
+  Block& b = blocks_[h];
+  b.id = id;
+  b.len = len;
+  b.pages = pages;
+  b.state = State::kFilling;
+  b.discard = false;
+  b.slots.clear();
+  for (uint32_t i = 0; i < pages; ++i) {
+    uint32_t s = free_slots_.back();
+    free_slots_.pop_back();
+    slot_owner_[s] = h;
+    b.slots.push_back(s);
+  }
+  b.waiters.assign(1, token);
+  map_.emplace(id, h);
+  filling_pages_ += pages;
+  *out = h;
+  return Begin::kStarted;
+}
+
+void BlockCache::iovecs(Handle h, std::vector<iovec>* out) {
+  const Block& b = blocks_[h];
+  const uint32_t ps = arena_.page_size();
+  out->clear();
+  uint32_t left = b.len;
+  for (uint32_t i = 0; i < b.pages && left > 0; ++i) {
+    uint32_t n = left < ps ? left : ps;
+    out->push_back(iovec{arena_.page(b.slots[i]), n});
+    left -= n;
+  }
+}
+
+std::vector<BlockCache::Token> BlockCache::finish(Handle h, bool ok) {
+  Block& b = blocks_[h];
+  std::vector<Token> waiters;
+  waiters.swap(b.waiters);
+  filling_pages_ -= b.pages;
+  if (!ok || b.discard) {
+    b.state = State::kResident;  // so evict() accounts it like any resident block
+    resident_pages_ += b.pages;
+    evict(h);
+    --evictions_;  // a failed fill is not an eviction
+    return waiters;
+  }
+  const uint32_t ps = arena_.page_size();
+  const uint64_t first_page = b.id.block * (arena_.block_size() / ps);
+  uint32_t left = b.len;
+  bool all = true;
+  for (uint32_t i = 0; i < b.pages; ++i) {
+    uint32_t n = left < ps ? left : ps;
+    left -= n;
+    if (!arena_.publish(b.id.key, first_page + i, b.slots[i], n)) all = false;
+  }
+  if (!all) ++unpublishable_;  // readers will miss those pages and read the fd
+  b.state = State::kResident;
+  resident_pages_ += b.pages;
+  policy_.insert(h, b.pages);
+  return waiters;
+}
+
+void BlockCache::record_hit(uint32_t slot, uint32_t key_lo32) {
+  if (slot >= slot_owner_.size()) return;
+  Handle h = slot_owner_[slot];
+  if (h == kNoOwner) return;
+  const Block& b = blocks_[h];
+  if (b.state != State::kResident || static_cast<uint32_t>(b.id.key.lo) != key_lo32) return;
+  policy_.touch(h);
+}
+
+uint32_t BlockCache::invalidate(FileKey key) {
+  uint32_t dropped = 0;
+  for (Handle h = 0; h < blocks_.size(); ++h) {
+    Block& b = blocks_[h];
+    if (b.state == State::kFree || !(b.id.key == key)) continue;
+    if (b.state == State::kFilling) {
+      b.discard = true;
+      continue;
+    }
+    dropped += b.pages;
+    evict(h);
+    --evictions_;
+  }
+  return dropped;
+}
+
+}  // namespace dc

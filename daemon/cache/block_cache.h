@@ -1,0 +1,90 @@
+// Blocks in the arena: which (file, block) lives in which page slots, which blocks
+// are being filled (so concurrent misses of one block read the origin once), and
+// eviction. Single-threaded: only the agent's event loop calls it.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/cache/arena.h"
+#include "daemon/cache/eviction.h"
+#include "dc/file_key.h"
+
+namespace dc {
+
+class BlockCache {
+ public:
+  using Handle = uint32_t;
+  using Token = uint64_t;  // opaque to the cache: identifies who waits for a fill
+
+  enum class Begin {
+    kResident,  // already in the arena: nothing to do
+    kJoined,    // being filled; `token` will be returned by finish()
+    kStarted,   // pages reserved; the caller fills iovecs() then calls finish()
+    kNoSpace,   // every page is busy being filled
+  };
+
+  explicit BlockCache(Arena& arena);
+
+  // `len` is the block's byte length (short for a file's last block).
+  Begin begin(FileKey key, uint64_t block, uint32_t len, Token token, Handle* out);
+  // Destinations in the arena for a started fill, one iovec per page.
+  void iovecs(Handle h, std::vector<iovec>* out);
+  // Ends a fill. On success the pages are published to readers; either way the
+  // waiting tokens are returned and the handle is released if it failed.
+  std::vector<Token> finish(Handle h, bool ok);
+
+  // A shim read this page slot (hint from its hit ring).
+  void record_hit(uint32_t slot, uint32_t key_lo32);
+  // Drops every resident block of `key`; returns pages dropped.
+  uint32_t invalidate(FileKey key);
+
+  uint64_t resident_pages() const { return resident_pages_; }
+  uint64_t filling_pages() const { return filling_pages_; }
+  uint64_t evictions() const { return evictions_; }
+  uint64_t unpublishable() const { return unpublishable_; }
+  const EvictionPolicy& policy() const { return policy_; }
+
+ private:
+  enum class State : uint8_t { kFree, kFilling, kResident };
+  struct BlockId {
+    FileKey key;
+    uint64_t block;
+    bool operator==(const BlockId&) const = default;
+  };
+  struct BlockIdHash {
+    size_t operator()(const BlockId& b) const {
+      return static_cast<size_t>(b.key.lo ^ (b.key.hi >> 7) ^ (b.block * 0x9e3779b97f4a7c15ULL));
+    }
+  };
+  struct Block {
+    BlockId id{};
+    uint32_t len = 0;
+    uint32_t pages = 0;
+    State state = State::kFree;
+    bool discard = false;  // invalidated while filling
+    std::vector<uint32_t> slots;
+    std::vector<Token> waiters;
+  };
+
+  bool make_room(uint32_t pages);
+  void evict(Handle h);
+  Handle new_handle();
+
+  Arena& arena_;
+  EvictionPolicy policy_;
+  std::vector<Block> blocks_;
+  std::vector<Handle> free_handles_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<Handle> slot_owner_;
+  std::unordered_map<BlockId, Handle, BlockIdHash> map_;
+  uint64_t resident_pages_ = 0;
+  uint64_t filling_pages_ = 0;
+  uint64_t evictions_ = 0;
+  uint64_t unpublishable_ = 0;
+};
+
+}  // namespace dc

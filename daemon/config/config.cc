@@ -1,0 +1,259 @@
+#include "daemon/config/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "common/units.h"
+
+namespace dc {
+namespace {
+
+bool is_pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+std::string where(const std::string& source, const toml::node* node) {
+  std::ostringstream out;
+  out << source;
+  if (node && node->source().begin.line > 0) out << ":" << node->source().begin.line;
+  return out.str();
+}
+
+Error key_error(const std::string& source, const toml::node* node, const std::string& key,
+                const std::string& what) {
+  return make_error(Errc::kInvalidArgument,
+                    where(source, node) + ": key '" + key + "': " + what);
+}
+
+// Each table may hold only the keys we know: a typo must fail loudly, not be ignored.
+Status check_keys(const toml::table& t, const std::string& prefix,
+                  const std::set<std::string>& allowed, const std::string& source) {
+  for (auto&& [k, v] : t) {
+    std::string name(k.str());
+    if (!allowed.count(name)) {
+      return key_error(source, &v, prefix + name, "unknown key");
+    }
+  }
+  return ok_status();
+}
+
+Result<uint64_t> size_value(const toml::node& node, const std::string& key,
+                            const std::string& source) {
+  if (auto i = node.value<int64_t>()) {
+    if (*i < 0) return key_error(source, &node, key, "must not be negative");
+    return static_cast<uint64_t>(*i);
+  }
+  if (auto s = node.value<std::string>()) {
+    auto r = parse_size(*s);
+    if (!r) return key_error(source, &node, key, r.error().message);
+    return *r;
+  }
+  return key_error(source, &node, key, "expected a size such as \"4GiB\" or a number of bytes");
+}
+
+Result<std::string> string_value(const toml::node& node, const std::string& key,
+                                 const std::string& source) {
+  if (auto s = node.value<std::string>()) return *s;
+  return key_error(source, &node, key, "expected a string");
+}
+
+uint64_t physical_memory() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+}
+
+std::string canonical_root(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf)) return buf;
+  return path;  // may be mounted later; the agent re-resolves on use
+}
+
+Status parse_agent(const toml::table& t, Config& c, const std::string& src) {
+  if (auto s = check_keys(t, "agent.", {"socket", "socket_mode", "socket_group", "log_level"}, src); !s)
+    return s;
+  if (auto* n = t.get("socket")) {
+    auto v = string_value(*n, "agent.socket", src);
+    if (!v) return v.error();
+    if (v->empty() || v->size() >= 108) return key_error(src, n, "agent.socket", "must be 1..107 bytes");
+    c.socket = *v;
+  }
+  if (auto* n = t.get("socket_mode")) {
+    auto v = string_value(*n, "agent.socket_mode", src);
+    if (!v) return v.error();
+    char* end = nullptr;
+    long mode = strtol(v->c_str(), &end, 8);
+    if (v->empty() || *end || mode < 0 || mode > 0777)
+      return key_error(src, n, "agent.socket_mode", "expected an octal mode such as \"0660\"");
+    c.socket_mode = static_cast<uint32_t>(mode);
+  }
+  if (auto* n = t.get("socket_group")) {
+    auto v = string_value(*n, "agent.socket_group", src);
+    if (!v) return v.error();
+    c.socket_group = *v;
+  }
+  if (auto* n = t.get("log_level")) {
+    auto v = string_value(*n, "agent.log_level", src);
+    if (!v) return v.error();
+    if (*v != "error" && *v != "warn" && *v != "info" && *v != "debug")
+      return key_error(src, n, "agent.log_level", "expected error, warn, info or debug");
+    c.log_level = *v;
+  }
+  return ok_status();
+}
+
+Status parse_cache(const toml::table& t, Config& c, const std::string& src) {
+  if (auto s = check_keys(t, "cache.", {"memory", "page_size", "block_size", "max_open_files"}, src); !s)
+    return s;
+  if (auto* n = t.get("memory")) {
+    auto v = size_value(*n, "cache.memory", src);
+    if (!v) return v.error();
+    c.memory = *v;
+  }
+  if (auto* n = t.get("page_size")) {
+    auto v = size_value(*n, "cache.page_size", src);
+    if (!v) return v.error();
+    if (!is_pow2(*v) || *v < 4096 || *v > (16u << 20))
+      return key_error(src, n, "cache.page_size", "must be a power of two from 4KiB to 16MiB");
+    c.page_size = static_cast<uint32_t>(*v);
+  }
+  if (auto* n = t.get("block_size")) {
+    auto v = size_value(*n, "cache.block_size", src);
+    if (!v) return v.error();
+    if (!is_pow2(*v) || *v < 4096 || *v > (64u << 20))
+      return key_error(src, n, "cache.block_size", "must be a power of two from 4KiB to 64MiB");
+    c.block_size = static_cast<uint32_t>(*v);
+  }
+  if (auto* n = t.get("max_open_files")) {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 16 || *v > 1000000)
+      return key_error(src, n, "cache.max_open_files", "expected a number from 16 to 1000000");
+    c.max_open_files = static_cast<uint32_t>(*v);
+  }
+  return ok_status();
+}
+
+Status parse_origin(const toml::table& t, Config& c, const std::string& src) {
+  if (auto s = check_keys(t, "origin.", {"io_depth"}, src); !s) return s;
+  if (auto* n = t.get("io_depth")) {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 1 || *v > 4096)
+      return key_error(src, n, "origin.io_depth", "expected a number from 1 to 4096");
+    c.io_depth = static_cast<uint32_t>(*v);
+  }
+  return ok_status();
+}
+
+Status parse_datasets(const toml::node& node, Config& c, const std::string& src) {
+  const auto* arr = node.as_array();
+  if (!arr) return key_error(src, &node, "dataset", "expected [[dataset]] tables");
+  std::set<std::string> names;
+  for (const auto& el : *arr) {
+    const auto* t = el.as_table();
+    if (!t) return key_error(src, &el, "dataset", "expected a table");
+    if (auto s = check_keys(*t, "dataset.", {"name", "path"}, src); !s) return s;
+    const auto* nn = t->get("name");
+    const auto* pn = t->get("path");
+    if (!nn) return key_error(src, &el, "dataset.name", "missing");
+    if (!pn) return key_error(src, &el, "dataset.path", "missing");
+    auto name = string_value(*nn, "dataset.name", src);
+    if (!name) return name.error();
+    auto path = string_value(*pn, "dataset.path", src);
+    if (!path) return path.error();
+    if (name->empty() || name->size() > 255 || name->find('/') != std::string::npos)
+      return key_error(src, nn, "dataset.name", "must be 1..255 bytes without '/'");
+    if (!names.insert(*name).second)
+      return key_error(src, nn, "dataset.name", "duplicate dataset name '" + *name + "'");
+    if (path->empty() || (*path)[0] != '/' || path->size() > 1024)
+      return key_error(src, pn, "dataset.path", "must be an absolute path");
+    std::string root = canonical_root(*path);
+    if (root != "/" && root.back() == '/') root.pop_back();
+    if (root == "/") return key_error(src, pn, "dataset.path", "must not be the root directory");
+    c.datasets.push_back({*name, root});
+  }
+  if (c.datasets.size() > 64) return key_error(src, &node, "dataset", "at most 64 datasets");
+  return ok_status();
+}
+
+}  // namespace
+
+Config default_config() {
+  Config c;
+  uint64_t ram = physical_memory();
+  uint64_t mem = 1ULL << 30;
+  if (ram && ram / 4 < mem) mem = ram / 4;
+  if (mem < (64ULL << 20)) mem = 64ULL << 20;
+  c.memory = mem;
+  c.datasets.push_back({"datasets", canonical_root("/srv/datasets")});
+  return c;
+}
+
+Result<Config> parse_config(std::string_view text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream out;
+    out << source << ":" << e.source().begin.line << ": " << e.description();
+    return make_error(Errc::kInvalidArgument, out.str());
+  }
+  Config c = default_config();
+  c.source = source;
+  c.datasets.clear();
+  if (auto s = check_keys(root, "", {"agent", "cache", "origin", "dataset"}, source); !s)
+    return s.error();
+  struct Section {
+    const char* name;
+    Status (*parse)(const toml::table&, Config&, const std::string&);
+  };
+  for (const Section& sec : {Section{"agent", parse_agent}, Section{"cache", parse_cache},
+                             Section{"origin", parse_origin}}) {
+    if (auto* n = root.get(sec.name)) {
+      const auto* t = n->as_table();
+      if (!t) return key_error(source, n, sec.name, "expected a table [" + std::string(sec.name) + "]");
+      if (auto s = sec.parse(*t, c, source); !s) return s.error();
+    }
+  }
+  if (auto* n = root.get("dataset")) {
+    if (auto s = parse_datasets(*n, c, source); !s) return s.error();
+  }
+  if (c.block_size < c.page_size)
+    return make_error(Errc::kInvalidArgument,
+                      source + ": key 'cache.block_size': must be at least cache.page_size");
+  if (c.block_size / c.page_size > 64)
+    return make_error(Errc::kInvalidArgument,
+                      source + ": key 'cache.block_size': at most 64 pages per block");
+  if (c.memory < 16ULL * c.block_size)
+    return make_error(Errc::kInvalidArgument,
+                      source + ": key 'cache.memory': must hold at least 16 blocks (" +
+                          format_size(16ULL * c.block_size) + ")");
+  if (c.memory > (1ULL << 40))
+    return make_error(Errc::kInvalidArgument, source + ": key 'cache.memory': at most 1TiB");
+  return c;
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(Errc::kNotFound, path + ": cannot open config file");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (buf.str().size() > (1u << 20)) return make_error(Errc::kInvalidArgument, path + ": config larger than 1MiB");
+  return parse_config(buf.str(), path);
+}
+
+std::string describe_config(const Config& c) {
+  std::ostringstream out;
+  out << "config " << c.source << ": socket " << c.socket << ", memory " << format_size(c.memory)
+      << ", page " << format_size(c.page_size) << ", block " << format_size(c.block_size)
+      << ", " << c.datasets.size() << " dataset(s)";
+  for (const auto& d : c.datasets) out << "\n  dataset " << d.name << " = " << d.path;
+  return out.str();
+}
+
+}  // namespace dc

@@ -1,0 +1,47 @@
+// dcagent configuration: TOML, validated whole before anything starts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace dc {
+
+struct DatasetConfig {
+  std::string name;
+  std::string path;  // absolute, canonical when the root exists at load time
+};
+
+struct Config {
+  std::string source = "<embedded default>";  // file the config came from
+  // [agent]
+  std::string socket = "/run/dc/agent.sock";
+  uint32_t socket_mode = 0660;  // who may connect: owner and group of the socket
+  std::string socket_group;     // empty: the agent's own group
+  std::string log_level = "info";
+  // [cache]
+  uint64_t memory = 0;                 // arena page bytes
+  uint32_t page_size = 64 * 1024;
+  uint32_t block_size = 1024 * 1024;
+  uint32_t max_open_files = 4096;      // origin descriptors kept open
+  // [origin]
+  uint32_t io_depth = 64;              // io_uring queue entries
+  std::vector<DatasetConfig> datasets;
+};
+
+// The embedded default: a single-node memory cache of min(1 GiB, RAM/4), socket
+// /run/dc/agent.sock, one dataset "datasets" rooted at /srv/datasets.
+Config default_config();
+
+// Parses TOML text. `source` names the file in error messages, which read
+// "FILE:LINE: key 'cache.memory': ...".
+Result<Config> parse_config(std::string_view text, const std::string& source);
+Result<Config> load_config_file(const std::string& path);
+
+// Human-readable summary for --check-config and the start-up log.
+std::string describe_config(const Config& c);
+
+}  // namespace dc

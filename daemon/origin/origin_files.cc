@@ -1,0 +1,119 @@
+#include "daemon/origin/origin_files.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace dc {
+
+OriginFiles::OriginFiles(const std::vector<DatasetConfig>& datasets, uint32_t max_open)
+    : datasets_(datasets), root_fds_(datasets.size(), -1), max_open_(max_open) {}
+
+OriginFiles::~OriginFiles() {
+  for (auto& [k, e] : open_) close(e.file.fd);
+  for (int fd : root_fds_)
+    if (fd >= 0) close(fd);
+}
+
+bool OriginFiles::valid_relative_path(const std::string& rel) {
+  if (rel.empty() || rel[0] == '/' || rel.size() > 4095) return false;
+  size_t start = 0;
+  while (start <= rel.size()) {
+    size_t end = rel.find('/', start);
+    if (end == std::string::npos) end = rel.size();
+    std::string_view comp(rel.data() + start, end - start);
+    if (comp.empty() || comp == "." || comp == "..") return false;
+    if (comp.find('\0') != std::string_view::npos) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+int OriginFiles::root_fd(uint32_t dataset_id) {
+  // Opened lazily and kept: the root may be mounted after the agent starts.
+  if (root_fds_[dataset_id] < 0)
+    root_fds_[dataset_id] = open(datasets_[dataset_id].path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return root_fds_[dataset_id];
+}
+
+Result<OriginFile> OriginFiles::open_file(uint32_t dataset_id, const std::string& rel) {
+  if (dataset_id >= datasets_.size()) return make_error(Errc::kInvalidArgument, "no such dataset");
+  if (!valid_relative_path(rel)) return make_error(Errc::kInvalidArgument, "bad relative path");
+  int root = root_fd(dataset_id);
+  if (root < 0) return make_error(Errc::kNotFound, "dataset root " + datasets_[dataset_id].path + ": " + strerror(errno));
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how));
+  if (fd < 0) {
+    int e = errno;
+    if (e == EXDEV) return make_error(Errc::kPermission, rel + ": leaves the dataset root");
+    if (e == ENOENT || e == ENOTDIR) return make_error(Errc::kNotFound, rel + ": " + strerror(e));
+    return make_error(Errc::kIo, rel + ": " + strerror(e));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return make_error(Errc::kInvalidArgument, rel + ": not a regular file");
+  }
+  // Back to blocking reads: O_NONBLOCK above only kept open() off FIFOs.
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  const std::string& name = datasets_[dataset_id].name;
+  const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
+                            static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  OriginFile f;
+  f.fd = fd;
+  f.size = static_cast<uint64_t>(st.st_size);
+  f.key = make_file_key(name.data(), name.size(), rel.data(), rel.size(), f.size, mtime_ns);
+  return f;
+}
+
+Result<OriginFile> OriginFiles::get(uint32_t dataset_id, const std::string& rel, FileKey key) {
+  if (auto it = open_.find(key); it != open_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    return it->second.file;
+  }
+  auto f = open_file(dataset_id, rel);
+  if (!f) return f.error();
+  if (!(f->key == key)) {
+    close(f->fd);
+    return make_error(Errc::kStale, rel + ": file changed since it was opened");
+  }
+  // Bounded memory: past this many paths, older keys are forgotten (their blocks
+  // still age out; only explicit invalidation of those old versions is lost).
+  if (keys_by_path_.size() > 65536) keys_by_path_.clear();
+  auto& seen = keys_by_path_[std::to_string(dataset_id) + "/" + rel];
+  if (seen.size() < 16) seen.push_back(key);
+  while (open_.size() >= max_open_ && !lru_.empty()) forget(lru_.back());
+  lru_.push_front(key);
+  open_.emplace(key, Entry{*f, lru_.begin()});
+  return *f;
+}
+
+Result<FileKey> OriginFiles::current_key(uint32_t dataset_id, const std::string& rel) {
+  auto f = open_file(dataset_id, rel);
+  if (!f) return f.error();
+  close(f->fd);
+  return f->key;
+}
+
+std::vector<FileKey> OriginFiles::keys_seen(uint32_t dataset_id, const std::string& rel) const {
+  auto it = keys_by_path_.find(std::to_string(dataset_id) + "/" + rel);
+  if (it == keys_by_path_.end()) return {};
+  return it->second;
+}
+
+void OriginFiles::forget(FileKey key) {
+  auto it = open_.find(key);
+  if (it == open_.end()) return;
+  close(it->second.file.fd);
+  lru_.erase(it->second.lru);
+  open_.erase(it);
+}
+
+}  // namespace dc

@@ -1,0 +1,59 @@
+// Reads from origin files straight into arena pages with io_uring: one READV per
+// block, many blocks in flight, completions signalled on an eventfd that the
+// agent's event loop watches.
+#pragma once
+
+#include <liburing.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "common/result.h"
+
+namespace dc {
+
+class OriginReader {
+ public:
+  // Called once per finished read: `user` as submitted, `ok` iff all `len` bytes came.
+  using Done = std::function<void(uint64_t user, bool ok, int err)>;
+
+  static Result<OriginReader*> create(uint32_t depth);
+  ~OriginReader();
+  OriginReader(const OriginReader&) = delete;
+  OriginReader& operator=(const OriginReader&) = delete;
+
+  int event_fd() const { return event_fd_; }
+  // Reads `len` bytes at `offset` of `fd` into `iov`. The iovec array is copied.
+  void submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t user);
+  // Drains completions (call when event_fd() is readable), resubmitting short reads.
+  void reap(const Done& done);
+  uint64_t bytes_read() const { return bytes_read_; }
+  uint32_t in_flight() const { return in_flight_; }
+
+ private:
+  struct Op {
+    int fd = -1;
+    std::vector<iovec> iov;
+    size_t first = 0;  // iov[first..] remain
+    uint64_t offset = 0;
+    uint64_t user = 0;
+    bool active = false;
+  };
+  OriginReader() = default;
+  void issue(uint32_t op_index);
+  void flush();
+
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  int event_fd_ = -1;
+  std::vector<Op> ops_;
+  std::vector<uint32_t> free_ops_;
+  std::vector<uint32_t> backlog_;  // ops waiting for a submission slot
+  uint32_t in_flight_ = 0;
+  uint32_t depth_ = 0;
+  uint64_t bytes_read_ = 0;
+};
+
+}  // namespace dc

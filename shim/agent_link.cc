@@ -1,0 +1,372 @@
+#include "shim/agent_link.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "dc/barrier.h"
+#include "shim/real.h"
+
+namespace dc::shim {
+namespace {
+
+constexpr int kMaxConns = 8;
+constexpr uint64_t kRetryNs = 500'000'000;  // after a failed connect
+constexpr int kReplyTimeoutSec = 30;
+
+struct Conn {
+  int fd = -1;
+  uint32_t next_request = 1;
+};
+
+char g_socket_path[108] = "/run/dc/agent.sock";
+bool g_enabled = true;
+Conn g_conns[kMaxConns];
+uint32_t g_busy = 0;          // bit i: g_conns[i] in use by some thread
+uint64_t g_next_connect_ns = 0;
+uint32_t g_install_lock = 0;  // guards installing arena / datasets / region
+pid_t g_pid = 0;              // this process, as of the last fork we saw
+
+const ArenaView* g_arena = nullptr;
+const DatasetList* g_datasets = nullptr;
+abi::ClientRegionHeader* g_region = nullptr;
+
+uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Memory for objects published to other threads. mmap, not malloc: a wrapper may
+// run where malloc is unsafe (signal handler, forked child of a threaded parent).
+void* alloc_pages(size_t n) {
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+int acquire_conn() {
+  for (int i = 0; i < kMaxConns; ++i) {
+    uint32_t cur = __atomic_load_n(&g_busy, __ATOMIC_RELAXED);
+    if (cur & (1u << i)) continue;
+    if (__atomic_compare_exchange_n(&g_busy, &cur, cur | (1u << i), false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return i;
+  }
+  return -1;
+}
+
+void release_conn(int i) { __atomic_fetch_and(&g_busy, ~(1u << i), __ATOMIC_RELEASE); }
+
+void drop_conn(Conn& c) {
+  if (c.fd >= 0) sys_close(c.fd);
+  c.fd = -1;
+}
+
+// The shim's own socket I/O goes through raw system calls: they are not pthread
+// cancellation points, so a cancelled app thread never leaves a connection or an
+// fd lock half-used.
+bool send_all(int fd, const void* data, size_t len) {
+  long n = syscall(SYS_sendto, fd, data, len, MSG_NOSIGNAL, nullptr, 0);
+  return n == static_cast<long>(len);
+}
+
+// Receives the reply to `request_id`, with attached descriptors if any.
+long recv_reply(int fd, void* buf, size_t cap, uint32_t request_id, int* fds, int* nfds) {
+  for (;;) {
+    iovec iov{buf, cap};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    long n = syscall(SYS_recvmsg, fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    int got = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int k = 0; k < count; ++k) {
+        int passed;
+        memcpy(&passed, CMSG_DATA(c) + k * sizeof(int), sizeof passed);
+        if (fds && got < *nfds) fds[got++] = passed;
+        else sys_close(passed);
+      }
+    }
+    if (nfds) *nfds = got;
+    if (n < static_cast<long>(sizeof(ctl::MsgHeader)) || (msg.msg_flags & MSG_TRUNC)) {
+      for (int k = 0; k < got; ++k) sys_close(fds[k]);
+      return -1;
+    }
+    ctl::MsgHeader h;
+    memcpy(&h, buf, sizeof h);
+    if (h.magic != ctl::kMagic || h.length != static_cast<uint32_t>(n)) {
+      for (int k = 0; k < got; ++k) sys_close(fds[k]);
+      return -1;
+    }
+    if (h.request_id == request_id) return n;
+    for (int k = 0; k < got; ++k) sys_close(fds[k]);  // a late reply to a timed-out request
+  }
+}
+
+bool try_lock(uint32_t* l) {
+  uint32_t z = 0;
+  return __atomic_compare_exchange_n(l, &z, 1u, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+void unlock(uint32_t* l) { __atomic_store_n(l, 0u, __ATOMIC_RELEASE); }
+
+void install_arena(int fd, uint64_t size, uint64_t generation) {
+  const ArenaView* cur = __atomic_load_n(&g_arena, __ATOMIC_ACQUIRE);
+  if (cur && cur->generation == generation) return;  // same agent: keep our mapping
+  void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) return;
+  auto* view = static_cast<ArenaView*>(alloc_pages(sizeof(ArenaView)));
+  if (!view || !arena_view_init(base, size, view)) {
+    munmap(base, size);
+    return;
+  }
+  __atomic_store_n(&g_arena, view, __ATOMIC_RELEASE);
+  if (cur) {
+    // The old agent is gone. Readers may still be copying from its arena: swap its
+    // pages for zeros in place (never unmap) so their seqlock re-check sees 0 and
+    // they treat it as a miss. The old view object is left allocated on purpose.
+    mmap(const_cast<uint8_t*>(cur->base), cur->size, PROT_READ,
+         MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  }
+}
+
+void install_datasets(const uint8_t* buf, size_t len, uint32_t count) {
+  if (count > ctl::kMaxDatasets) return;
+  // One allocation: the list, then the names and roots it points into.
+  const size_t bytes = sizeof(DatasetList) + len + 1;
+  auto* list = static_cast<DatasetList*>(alloc_pages(bytes));
+  if (!list) return;
+  char* strings = reinterpret_cast<char*>(list + 1);
+  size_t at = sizeof(ctl::HelloReply);
+  uint32_t n = 0;
+  for (; n < count; ++n) {
+    ctl::DatasetRecord rec;
+    if (at + sizeof rec > len) break;
+    memcpy(&rec, buf + at, sizeof rec);
+    at += sizeof rec;
+    if (at + rec.name_len + rec.root_len > len) break;
+    Dataset& d = list->items[n];
+    memcpy(strings, buf + at, rec.name_len);
+    d.name = strings;
+    d.name_len = rec.name_len;
+    strings[rec.name_len] = '\0';
+    strings += rec.name_len + 1;
+    memcpy(strings, buf + at + rec.name_len, rec.root_len);
+    d.root = strings;
+    d.root_len = rec.root_len;
+    strings[rec.root_len] = '\0';
+    strings += rec.root_len + 1;
+    at = (at + rec.name_len + rec.root_len + 7) & ~size_t{7};
+  }
+  list->count = n;
+  // Older lists stay allocated: a thread may still be reading one.
+  __atomic_store_n(&g_datasets, list, __ATOMIC_RELEASE);
+}
+
+void install_region(int fd) {
+  void* p = mmap(nullptr, abi::kClientRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return;
+  auto* r = static_cast<abi::ClientRegionHeader*>(p);
+  if (r->magic != abi::kClientRegionMagic || r->ring_capacity != abi::kHitRingCapacity) {
+    munmap(p, abi::kClientRegionBytes);
+    return;
+  }
+  __atomic_store_n(&g_region, r, __ATOMIC_RELEASE);
+}
+
+// Connects conn `c` and greets the agent. Caller holds the conn.
+bool connect_conn(Conn& c) {
+  const uint64_t now = now_ns();
+  if (now < __atomic_load_n(&g_next_connect_ns, __ATOMIC_RELAXED)) return false;
+  int fd = static_cast<int>(syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (fd < 0) return false;
+  timeval tv{kReplyTimeoutSec, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  timeval stv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof stv);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, g_socket_path, sizeof g_socket_path);
+  auto fail = [&]() {
+    sys_close(fd);
+    __atomic_store_n(&g_next_connect_ns, now + kRetryNs, __ATOMIC_RELAXED);
+    return false;
+  };
+  if (syscall(SYS_connect, fd, &addr, sizeof addr) != 0) return fail();
+  const bool want_ring = __atomic_load_n(&g_region, __ATOMIC_ACQUIRE) == nullptr;
+  ctl::HelloRequest hello{};
+  hello.h = ctl::make_header(ctl::Op::kHello, sizeof hello, c.next_request++);
+  hello.role = static_cast<uint32_t>(ctl::Role::kShim);
+  hello.flags = want_ring ? ctl::kHelloWantRing : 0;
+  hello.pid = static_cast<uint32_t>(g_pid);
+  if (!send_all(fd, &hello, sizeof hello)) return fail();
+  // Connecting is rare; the reply buffer is too big for every thread's stack or TLS.
+  auto* buf = static_cast<uint8_t*>(alloc_pages(ctl::kMaxReply));
+  if (!buf) return fail();
+  struct Unmap {
+    uint8_t* p;
+    ~Unmap() { munmap(p, ctl::kMaxReply); }
+  } unmap_buf{buf};
+  int fds[4];
+  int nfds = 4;
+  long n = recv_reply(fd, buf, ctl::kMaxReply, hello.h.request_id, fds, &nfds);
+  ctl::HelloReply rep{};
+  if (n >= static_cast<long>(sizeof rep)) memcpy(&rep, buf, sizeof rep);
+  if (n < static_cast<long>(sizeof rep) || rep.h.op != static_cast<uint16_t>(ctl::Op::kHelloReply) ||
+      rep.status != 0 || nfds < 1) {
+    for (int k = 0; k < nfds; ++k) sys_close(fds[k]);
+    return fail();
+  }
+  // Installing is short and never blocks; a thread that finds another installing
+  // simply uses what that one installs.
+  if (try_lock(&g_install_lock)) {
+    install_arena(fds[0], rep.arena_size, rep.arena_generation);
+    install_datasets(buf, static_cast<size_t>(n), rep.dataset_count);
+    if (nfds > 1 && want_ring) install_region(fds[1]);
+    unlock(&g_install_lock);
+  }
+  for (int k = 0; k < nfds; ++k) sys_close(fds[k]);
+  c.fd = fd;
+  return true;
+}
+
+// Sends `req` on a pooled connection and waits for its reply. False if the agent
+// could not be reached or did not answer; the connection is dropped then.
+bool round_trip(void* req, size_t len, void* reply, size_t reply_cap, long* reply_len) {
+  const int i = acquire_conn();
+  if (i < 0) return false;
+  Conn& c = g_conns[i];
+  bool ok = false;
+  for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
+    if (c.fd < 0 && !connect_conn(c)) break;
+    auto* h = static_cast<ctl::MsgHeader*>(req);
+    h->request_id = c.next_request++;
+    if (!send_all(c.fd, req, len)) {
+      drop_conn(c);  // agent restarted: reconnect once
+      continue;
+    }
+    long n = recv_reply(c.fd, reply, reply_cap, h->request_id, nullptr, nullptr);
+    if (n < 0) {
+      drop_conn(c);
+      break;  // no answer in time: do not wait twice
+    }
+    *reply_len = n;
+    ok = true;
+  }
+  release_conn(i);
+  return ok;
+}
+
+}  // namespace
+
+void link_init() {
+  g_pid = getpid();
+  const char* sock = getenv("DC_SOCKET");
+  if (sock && *sock && strlen(sock) < sizeof g_socket_path) {
+    memset(g_socket_path, 0, sizeof g_socket_path);
+    memcpy(g_socket_path, sock, strlen(sock));
+  }
+  const char* off = getenv("DC_SHIM_DISABLE");
+  if (off && *off && strcmp(off, "0") != 0) g_enabled = false;
+  // The agent reads the origin itself; it must never be served by a shim.
+  if (strcmp(program_invocation_short_name, "dcagent") == 0) g_enabled = false;
+}
+
+bool shim_enabled() { return g_enabled; }
+
+const DatasetList* link_datasets() {
+  const DatasetList* d = __atomic_load_n(&g_datasets, __ATOMIC_ACQUIRE);
+  if (d || !g_enabled) return d;
+  if (now_ns() < __atomic_load_n(&g_next_connect_ns, __ATOMIC_RELAXED)) return nullptr;
+  const int i = acquire_conn();
+  if (i < 0) return nullptr;
+  if (g_conns[i].fd < 0) connect_conn(g_conns[i]);
+  release_conn(i);
+  return __atomic_load_n(&g_datasets, __ATOMIC_ACQUIRE);
+}
+
+const ArenaView* link_arena() { return __atomic_load_n(&g_arena, __ATOMIC_ACQUIRE); }
+
+bool link_fetch(const FdInfo& fi, uint64_t first_block, uint32_t count) {
+  struct {
+    ctl::FetchRequest f;
+    char path[kSlotPathMax];
+  } req;
+  req.f.key_hi = fi.key.hi;
+  req.f.key_lo = fi.key.lo;
+  req.f.first_block = first_block;
+  req.f.block_count = count;
+  req.f.dataset_id = static_cast<uint16_t>(fi.dataset_id);
+  req.f.path_len = static_cast<uint16_t>(fi.path_len);
+  memcpy(req.path, fi.path, fi.path_len);
+  const size_t len = sizeof req.f + fi.path_len;
+  req.f.h = ctl::make_header(ctl::Op::kFetch, static_cast<uint32_t>(len), 0);
+  ctl::FetchReply rep{};
+  long n = 0;
+  if (!round_trip(&req, len, &rep, sizeof rep, &n)) return false;
+  return n == sizeof rep && rep.h.op == static_cast<uint16_t>(ctl::Op::kFetchReply) &&
+         rep.status == 0 && rep.blocks_ready == count;
+}
+
+void link_invalidate(uint32_t dataset_id, const char* rel, uint32_t len) {
+  if (len == 0 || len > ctl::kMaxPath) return;
+  struct {
+    ctl::InvalidateRequest r;
+    char path[ctl::kMaxPath];
+  } req;
+  req.r.dataset_id = static_cast<uint16_t>(dataset_id);
+  req.r.path_len = static_cast<uint16_t>(len);
+  req.r.reserved = 0;
+  memcpy(req.path, rel, len);
+  const size_t total = sizeof req.r + len;
+  req.r.h = ctl::make_header(ctl::Op::kInvalidate, static_cast<uint32_t>(total), 0);
+  ctl::InvalidateReply rep{};
+  long n = 0;
+  round_trip(&req, total, &rep, sizeof rep, &n);
+}
+
+void link_count(Served how, uint64_t bytes) {
+  abi::ClientRegionHeader* r = __atomic_load_n(&g_region, __ATOMIC_ACQUIRE);
+  if (!r) return;
+  abi::ClientCounters& c = r->counters;
+  uint64_t* reads = how == Served::kHit ? &c.hit_reads : how == Served::kMiss ? &c.miss_reads : &c.fallback_reads;
+  uint64_t* b = how == Served::kHit ? &c.hit_bytes : how == Served::kMiss ? &c.miss_bytes : &c.fallback_bytes;
+  __atomic_fetch_add(reads, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(b, bytes, __ATOMIC_RELAXED);
+}
+
+void link_record_hit(uint32_t slot, uint64_t key_lo) {
+  abi::ClientRegionHeader* r = __atomic_load_n(&g_region, __ATOMIC_ACQUIRE);
+  if (!r) return;
+  uint64_t* recs = reinterpret_cast<uint64_t*>(r + 1);
+  const uint64_t at = ring_claim(&r->head);
+  ring_put(&recs[at & (abi::kHitRingCapacity - 1)], abi::hit_record(slot, key_lo));
+}
+
+void link_after_fork_child() {
+  g_pid = getpid();
+  // The parent's connections and region belong to the parent: a child that used
+  // them would read the parent's replies. Close ours (the descriptors were copied)
+  // and let the first miss connect afresh. The arena mapping stays valid.
+  for (auto& c : g_conns) drop_conn(c);
+  g_busy = 0;
+  g_install_lock = 0;
+  g_region = nullptr;
+  g_next_connect_ns = 0;
+}
+
+bool link_in_foreign_process() { return static_cast<pid_t>(syscall(SYS_getpid)) != g_pid; }
+
+}  // namespace dc::shim

@@ -1,0 +1,53 @@
+// The shim's link to dcagent: a small pool of control connections, the mapped arena,
+// the per-process client region and the dataset roots. All lazily set up on first
+// need; every failure reads as "no agent", which the callers turn into reading the
+// real file.
+#pragma once
+
+#include <cstdint>
+
+#include "dc/arena.h"
+#include "dc/arena_reader.h"
+#include "dc/control.h"
+#include "shim/fd_table.h"
+
+namespace dc::shim {
+
+struct Dataset {
+  const char* name;
+  uint32_t name_len;
+  const char* root;  // canonical absolute path, no trailing slash
+  uint32_t root_len;
+};
+
+struct DatasetList {
+  uint32_t count;
+  Dataset items[ctl::kMaxDatasets];
+};
+
+// Reads the environment (DC_SOCKET, DC_SHIM_DISABLE). Called from the constructor.
+void link_init();
+bool shim_enabled();
+
+// The dataset roots, connecting to the agent first if none are known yet
+// (rate-limited: an absent agent costs one failed connect per half second).
+const DatasetList* link_datasets();
+// The current arena, or null.
+const ArenaView* link_arena();
+
+// Asks the agent to make blocks resident. True iff all of them are now in the arena.
+bool link_fetch(const FdInfo& fi, uint64_t first_block, uint32_t count);
+// Tells the agent a file under a dataset root was opened for writing or closed after.
+void link_invalidate(uint32_t dataset_id, const char* rel, uint32_t len);
+
+// Shim-side counters and hit hints into the client region (no-ops without one).
+enum class Served { kHit, kMiss, kFallback };
+void link_count(Served how, uint64_t bytes);
+void link_record_hit(uint32_t slot, uint64_t key_lo);
+
+void link_after_fork_child();
+// True in a child made by vfork (or clone sharing our memory) before exec: it must
+// not change state it shares with its parent.
+bool link_in_foreign_process();
+
+}  // namespace dc::shim

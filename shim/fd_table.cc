@@ -1,0 +1,177 @@
+#include "shim/fd_table.h"
+
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "dc/barrier.h"
+
+namespace dc::shim {
+namespace {
+
+struct Slot {
+  uint32_t seq;
+  uint32_t kind;
+  uint64_t key_hi, key_lo;
+  uint64_t size;
+  uint32_t dataset_id;
+  uint32_t path_len;
+  uint32_t lock_owner;  // tid holding the per-fd lock, 0 if free
+  uint32_t reserved;
+  char path[kSlotPathMax];
+};
+static_assert(sizeof(Slot) == 488);
+
+constexpr int kChunkBits = 10;
+constexpr int kChunkSlots = 1 << kChunkBits;
+constexpr int kChunks = 1024;  // fds up to 1M are tracked; larger ones pass through
+
+Slot* g_chunks[kChunks];
+
+Slot* slot_for(int fd, bool create) {
+  if (fd < 0) return nullptr;
+  const unsigned c = static_cast<unsigned>(fd) >> kChunkBits;
+  if (c >= kChunks) return nullptr;
+  Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
+  if (!chunk) {
+    if (!create) return nullptr;
+    // mmap, not malloc: this may run inside malloc-unsafe contexts (signal handler,
+    // after fork in a threaded parent). Zero pages mean "untracked".
+    void* p = mmap(nullptr, sizeof(Slot) * kChunkSlots, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    Slot* expected = nullptr;
+    if (__atomic_compare_exchange_n(&g_chunks[c], &expected, static_cast<Slot*>(p), false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      chunk = static_cast<Slot*>(p);
+    } else {
+      munmap(p, sizeof(Slot) * kChunkSlots);
+      chunk = expected;
+    }
+  }
+  return &chunk[static_cast<unsigned>(fd) & (kChunkSlots - 1)];
+}
+
+// initial-exec: the shim is preloaded, so its TLS is static and needs no lookup.
+__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_tid = 0;
+uint32_t my_tid() {
+  if (!t_tid) t_tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  return t_tid;
+}
+
+// Writers take the slot's seqlock by moving seq from even to odd. A writer that
+// finds it odd waits a bounded time: the holder is another thread inside an
+// open/close wrapper for this same fd number, which finishes in microseconds.
+void write_begin(Slot* s) {
+  for (int spin = 0;; ++spin) {
+    uint32_t cur = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+    if (!(cur & 1u) && __atomic_compare_exchange_n(&s->seq, &cur, cur + 1, false,
+                                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+      break;
+    if (spin > 100000) {  // holder died mid-write (signal longjmp): take it over
+      __atomic_store_n(&s->seq, (cur | 1u), __ATOMIC_RELAXED);
+      break;
+    }
+    if (spin > 64) sched_yield();
+  }
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+void write_end(Slot* s) { seq_write_end(&s->seq); }
+
+}  // namespace
+
+bool fd_lookup(int fd, FdInfo* out, bool with_path) {
+  Slot* s = slot_for(fd, false);
+  if (!s) return false;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const uint32_t s1 = seq_read_begin(&s->seq);
+    if (s1 & 1u) continue;
+    const uint32_t kind = field_load(&s->kind);
+    if (kind == 0) return false;
+    out->kind = static_cast<SlotKind>(kind);
+    out->key.hi = field_load(&s->key_hi);
+    out->key.lo = field_load(&s->key_lo);
+    out->size = field_load(&s->size);
+    out->dataset_id = field_load(&s->dataset_id);
+    uint32_t plen = field_load(&s->path_len);
+    if (plen >= kSlotPathMax) plen = 0;
+    out->path_len = plen;
+    if (with_path) {
+      memcpy(out->path, s->path, plen);
+      out->path[plen] = '\0';
+    }
+    if (seq_read_valid(&s->seq, s1)) return true;
+  }
+  return false;  // changing under us: treat as untracked, the real fd is always right
+}
+
+void fd_set(int fd, const FdInfo& info) {
+  Slot* s = slot_for(fd, true);
+  if (!s || info.path_len >= kSlotPathMax) return;
+  write_begin(s);
+  field_store(&s->key_hi, info.key.hi);
+  field_store(&s->key_lo, info.key.lo);
+  field_store(&s->size, info.size);
+  field_store(&s->dataset_id, info.dataset_id);
+  field_store(&s->path_len, info.path_len);
+  memcpy(s->path, info.path, info.path_len);
+  s->path[info.path_len] = '\0';
+  field_store(&s->kind, static_cast<uint32_t>(info.kind));
+  // A new file on this number: a lock left by a thread still inside a read of the
+  // old file (an app that closed under its own reader) must not block it.
+  __atomic_store_n(&s->lock_owner, 0u, __ATOMIC_RELEASE);
+  write_end(s);
+}
+
+void fd_clear(int fd) {
+  Slot* s = slot_for(fd, false);
+  if (!s || field_load(&s->kind) == 0) return;
+  write_begin(s);
+  field_store(&s->kind, 0u);
+  write_end(s);
+}
+
+void fd_copy(int from, int to) {
+  FdInfo info;
+  if (fd_lookup(from, &info, true)) fd_set(to, info);
+  else fd_clear(to);
+}
+
+bool fd_lock(int fd) {
+  Slot* s = slot_for(fd, false);
+  if (!s) return false;
+  const uint32_t me = my_tid();
+  for (int spin = 0;; ++spin) {
+    uint32_t expected = 0;
+    if (__atomic_compare_exchange_n(&s->lock_owner, &expected, me, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return true;
+    if (expected == me) return false;  // re-entered from a signal handler
+    // The holder is inside one read (a copy, or a fetch round trip). Past ~2 s
+    // give up: the caller then uses the plain system call, which is always correct
+    // for the bytes, if not for the order of two racing reads.
+    if (spin > 20000) return false;
+    if (spin > 1000) usleep(100);
+    else if (spin > 64) sched_yield();
+  }
+}
+
+void fd_unlock(int fd) {
+  Slot* s = slot_for(fd, false);
+  if (s) __atomic_store_n(&s->lock_owner, 0u, __ATOMIC_RELEASE);
+}
+
+void fd_reset_locks_after_fork() {
+  t_tid = 0;  // the child's thread has a new tid
+  for (int c = 0; c < kChunks; ++c) {
+    Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
+    if (!chunk) continue;
+    for (int i = 0; i < kChunkSlots; ++i) chunk[i].lock_owner = 0;
+  }
+}
+
+}  // namespace dc::shim

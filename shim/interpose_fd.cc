@@ -1,0 +1,150 @@
+// Exported wrappers of the open/close/dup family. Each calls the real function
+// first (the kernel checks permissions and assigns the number) and then updates
+// the fd table. errno after a wrapper is what the real call left.
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "shim/agent_link.h"
+#include "shim/fd_table.h"
+#include "shim/real.h"
+#include "shim/track.h"
+
+#define DC_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace dc::shim;
+
+namespace {
+
+bool needs_mode(int flags) { return (flags & O_CREAT) || ((flags & O_TMPFILE) == O_TMPFILE); }
+
+void after_fork_in_child() {
+  fd_reset_locks_after_fork();
+  link_after_fork_child();
+}
+
+__attribute__((constructor)) void shim_init() {
+  resolve_real();
+  link_init();
+  pthread_atfork(nullptr, nullptr, after_fork_in_child);
+}
+
+int finish_open(int fd, int flags) {
+  if (fd >= 0) track_opened(fd, flags);
+  return fd;
+}
+
+void after_dup(int from, int to) {
+  if (to < 0 || to == from || link_in_foreign_process()) return;
+  fd_copy(from, to);
+}
+
+}  // namespace
+
+#define DC_MODE_ARG(flags)             \
+  mode_t mode = 0;                     \
+  if (needs_mode(flags)) {             \
+    va_list ap;                        \
+    va_start(ap, flags);               \
+    mode = static_cast<mode_t>(va_arg(ap, int)); \
+    va_end(ap);                        \
+  }
+
+DC_EXPORT int open(const char* path, int flags, ...) {
+  DC_MODE_ARG(flags);
+  int fd = g_real.open ? g_real.open(path, flags, mode) : sys_openat(AT_FDCWD, path, flags, mode);
+  return finish_open(fd, flags);
+}
+
+DC_EXPORT int open64(const char* path, int flags, ...) {
+  DC_MODE_ARG(flags);
+  int fd = g_real.open64 ? g_real.open64(path, flags, mode) : sys_openat(AT_FDCWD, path, flags, mode);
+  return finish_open(fd, flags);
+}
+
+DC_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
+  DC_MODE_ARG(flags);
+  int fd = g_real.openat ? g_real.openat(dirfd, path, flags, mode) : sys_openat(dirfd, path, flags, mode);
+  return finish_open(fd, flags);
+}
+
+DC_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
+  DC_MODE_ARG(flags);
+  int fd = g_real.openat64 ? g_real.openat64(dirfd, path, flags, mode) : sys_openat(dirfd, path, flags, mode);
+  return finish_open(fd, flags);
+}
+
+// Fortified variants (-D_FORTIFY_SOURCE): called when the compiler could not prove
+// a mode argument is present; they take none.
+DC_EXPORT int __open_2(const char* path, int flags) {
+  int fd = g_real.open_2 ? g_real.open_2(path, flags) : sys_openat(AT_FDCWD, path, flags, 0);
+  return finish_open(fd, flags);
+}
+
+DC_EXPORT int __open64_2(const char* path, int flags) {
+  int fd = g_real.open64_2 ? g_real.open64_2(path, flags) : sys_openat(AT_FDCWD, path, flags, 0);
+  return finish_open(fd, flags);
+}
+
+DC_EXPORT int __openat_2(int dirfd, const char* path, int flags) {
+  int fd = g_real.openat_2 ? g_real.openat_2(dirfd, path, flags) : sys_openat(dirfd, path, flags, 0);
+  return finish_open(fd, flags);
+}
+
+DC_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
+  int fd = g_real.openat64_2 ? g_real.openat64_2(dirfd, path, flags) : sys_openat(dirfd, path, flags, 0);
+  return finish_open(fd, flags);
+}
+
+DC_EXPORT int close(int fd) {
+  CloseTicket ticket;
+  begin_close(fd, &ticket);  // clear first: the number may be reused the moment it closes
+  int rc = g_real.close ? g_real.close(fd) : sys_close(fd);
+  finish_close(ticket);
+  return rc;
+}
+
+DC_EXPORT int dup(int fd) {
+  int nfd = g_real.dup ? g_real.dup(fd) : sys_dup(fd);
+  after_dup(fd, nfd);
+  return nfd;
+}
+
+DC_EXPORT int dup2(int fd, int target) {
+  int nfd = g_real.dup2 ? g_real.dup2(fd, target) : sys_dup3(fd, target, 0);
+  after_dup(fd, nfd);
+  return nfd;
+}
+
+DC_EXPORT int dup3(int fd, int target, int flags) {
+  int nfd = g_real.dup3 ? g_real.dup3(fd, target, flags) : sys_dup3(fd, target, flags);
+  after_dup(fd, nfd);
+  return nfd;
+}
+
+namespace {
+int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, unsigned long arg) {
+  int rc = real ? real(fd, cmd, arg) : static_cast<int>(sys_fcntl(fd, cmd, static_cast<long>(arg)));
+  if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && rc >= 0) after_dup(fd, rc);
+  return rc;
+}
+}  // namespace
+
+// fcntl's third argument is an int or a pointer depending on cmd; on the x86-64 and
+// aarch64 ABIs both travel in one register, so forwarding it as unsigned long is exact.
+DC_EXPORT int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  return fcntl_common(g_real.fcntl, fd, cmd, arg);
+}
+
+DC_EXPORT int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  return fcntl_common(g_real.fcntl64 ? g_real.fcntl64 : g_real.fcntl, fd, cmd, arg);
+}

@@ -1,0 +1,174 @@
+// Exported wrappers of the read family and lseek. A tracked descriptor's reads are
+// served from the arena; anything else, and anything the arena cannot serve, goes
+// to the real function, so its result and errno are exactly the kernel's.
+//
+// File offsets: the kernel's offset is the truth. pread needs no system call on a
+// hit; read is "get offset, serve like pread, set offset" under a per-fd lock that
+// lseek also takes, so the offset anyone else sees (a dup in another process, a
+// child after exec, sendfile) is always right.
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "shim/agent_link.h"
+#include "shim/fd_table.h"
+#include "shim/real.h"
+#include "shim/serve.h"
+
+#define DC_EXPORT extern "C" __attribute__((visibility("default")))
+
+extern "C" void __chk_fail(void) __attribute__((noreturn));
+
+using namespace dc::shim;
+
+namespace {
+
+bool tracked_reader(int fd, FdInfo* fi) {
+  return fd_lookup(fd, fi, false) && fi->kind == SlotKind::kReader;
+}
+
+// Serves a read at the current offset and advances it. kNotServed leaves the offset
+// untouched for the caller's real call.
+template <typename ServeAt>
+ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at) {
+  if (!fd_lock(fd)) return kNotServed;
+  const int saved = errno;
+  ssize_t r = kNotServed;
+  FdInfo again;
+  // Re-check under the lock: another thread may have closed and reused the number.
+  if (tracked_reader(fd, &again) && again.key == fi.key) {
+    const off_t pos = sys_lseek(fd, 0, SEEK_CUR);
+    if (pos >= 0) {
+      r = serve_at(static_cast<uint64_t>(pos));
+      if (r >= 0) sys_lseek(fd, pos + r, SEEK_SET);
+    }
+  }
+  fd_unlock(fd);
+  errno = saved;
+  return r;
+}
+
+ssize_t count_fallback(ssize_t r) {
+  if (r > 0) link_count(Served::kFallback, static_cast<uint64_t>(r));
+  return r;
+}
+
+}  // namespace
+
+DC_EXPORT ssize_t read(int fd, void* buf, size_t n) {
+  FdInfo fi;
+  if (tracked_reader(fd, &fi)) {
+    ssize_t r = serve_at_offset(fd, fi, [&](uint64_t pos) { return serve_pread(fd, fi, buf, n, pos); });
+    if (r != kNotServed) return r;
+    return count_fallback(g_real.read ? g_real.read(fd, buf, n) : sys_read(fd, buf, n));
+  }
+  return g_real.read ? g_real.read(fd, buf, n) : sys_read(fd, buf, n);
+}
+
+DC_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return read(fd, buf, n);
+}
+
+namespace {
+ssize_t pread_common(ssize_t (*real)(int, void*, size_t, off_t), int fd, void* buf, size_t n, off_t off) {
+  FdInfo fi;
+  if (off >= 0 && tracked_reader(fd, &fi)) {
+    ssize_t r = serve_pread(fd, fi, buf, n, static_cast<uint64_t>(off));
+    if (r != kNotServed) return r;
+    return count_fallback(real ? real(fd, buf, n, off) : sys_pread(fd, buf, n, off));
+  }
+  return real ? real(fd, buf, n, off) : sys_pread(fd, buf, n, off);
+}
+}  // namespace
+
+DC_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) { return pread_common(g_real.pread, fd, buf, n, off); }
+
+DC_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
+  return pread_common(g_real.pread64, fd, buf, n, off);
+}
+
+DC_EXPORT ssize_t __pread_chk(int fd, void* buf, size_t n, off_t off, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return pread_common(g_real.pread, fd, buf, n, off);
+}
+
+DC_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return pread_common(g_real.pread64, fd, buf, n, off);
+}
+
+DC_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
+  FdInfo fi;
+  if (tracked_reader(fd, &fi)) {
+    ssize_t r = serve_at_offset(fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); });
+    if (r != kNotServed) return r;
+    return count_fallback(g_real.readv ? g_real.readv(fd, iov, cnt) : sys_readv(fd, iov, cnt));
+  }
+  return g_real.readv ? g_real.readv(fd, iov, cnt) : sys_readv(fd, iov, cnt);
+}
+
+namespace {
+ssize_t preadv_common(ssize_t (*real)(int, const iovec*, int, off_t), int fd, const iovec* iov, int cnt, off_t off) {
+  FdInfo fi;
+  if (off >= 0 && tracked_reader(fd, &fi)) {
+    ssize_t r = serve_preadv(fd, fi, iov, cnt, static_cast<uint64_t>(off));
+    if (r != kNotServed) return r;
+    return count_fallback(real ? real(fd, iov, cnt, off) : sys_preadv2(fd, iov, cnt, off, 0));
+  }
+  return real ? real(fd, iov, cnt, off) : sys_preadv2(fd, iov, cnt, off, 0);
+}
+
+ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int fd, const iovec* iov,
+                       int cnt, off_t off, int flags) {
+  FdInfo fi;
+  // Flags (RWF_NOWAIT, RWF_HIPRI, ...) ask the kernel for specific behaviour: honour
+  // them by letting the kernel do the read.
+  if (flags == 0 && tracked_reader(fd, &fi)) {
+    ssize_t r = kNotServed;
+    if (off == -1) r = serve_at_offset(fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); });
+    else if (off >= 0) r = serve_preadv(fd, fi, iov, cnt, static_cast<uint64_t>(off));
+    if (r != kNotServed) return r;
+    return count_fallback(real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags));
+  }
+  return real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags);
+}
+}  // namespace
+
+DC_EXPORT ssize_t preadv(int fd, const iovec* iov, int cnt, off_t off) {
+  return preadv_common(g_real.preadv, fd, iov, cnt, off);
+}
+
+DC_EXPORT ssize_t preadv64(int fd, const iovec* iov, int cnt, off64_t off) {
+  return preadv_common(g_real.preadv64, fd, iov, cnt, off);
+}
+
+DC_EXPORT ssize_t preadv2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
+  return preadv2_common(g_real.preadv2, fd, iov, cnt, off, flags);
+}
+
+DC_EXPORT ssize_t preadv64v2(int fd, const iovec* iov, int cnt, off64_t off, int flags) {
+  return preadv2_common(g_real.preadv64v2, fd, iov, cnt, off, flags);
+}
+
+namespace {
+// lseek on a tracked fd waits for a read in progress on it, as the kernel's own
+// per-file offset lock would: otherwise that read's "set offset" could undo the seek.
+off_t lseek_common(off_t (*real)(int, off_t, int), int fd, off_t off, int whence) {
+  FdInfo fi;
+  const bool locked = tracked_reader(fd, &fi) && fd_lock(fd);
+  off_t r = real ? real(fd, off, whence) : sys_lseek(fd, off, whence);
+  if (locked) {
+    const int saved = errno;
+    fd_unlock(fd);
+    errno = saved;
+  }
+  return r;
+}
+}  // namespace
+
+DC_EXPORT off_t lseek(int fd, off_t off, int whence) { return lseek_common(g_real.lseek, fd, off, whence); }
+
+DC_EXPORT off64_t lseek64(int fd, off64_t off, int whence) {
+  return lseek_common(g_real.lseek64, fd, off, whence);
+}

@@ -1,0 +1,94 @@
+#include "shim/track.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "shim/agent_link.h"
+#include "shim/fd_table.h"
+
+namespace dc::shim {
+namespace {
+
+// The canonical path of an open fd: what the kernel resolved, symlinks and ".."
+// included, so every spelling of a dataset path maps to one key.
+long fd_path(int fd, char* out, size_t cap) {
+  char proc[32];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  long n = syscall(SYS_readlinkat, AT_FDCWD, proc, out, cap - 1);
+  if (n <= 0 || static_cast<size_t>(n) >= cap - 1) return -1;
+  out[n] = '\0';
+  return n;
+}
+
+}  // namespace
+
+void track_opened(int fd, int flags) {
+  if (!shim_enabled() || link_in_foreign_process()) return;
+  const int saved = errno;
+  // Whatever this number meant before (a descriptor closed behind our back) is gone.
+  fd_clear(fd);
+  const DatasetList* ds = (flags & O_PATH) ? nullptr : link_datasets();
+  char abs[4096];
+  long n = ds ? fd_path(fd, abs, sizeof abs) : -1;
+  for (uint32_t i = 0; n > 0 && i < ds->count; ++i) {
+    const Dataset& d = ds->items[i];
+    if (static_cast<size_t>(n) <= d.root_len + 1 || memcmp(abs, d.root, d.root_len) != 0 ||
+        abs[d.root_len] != '/')
+      continue;
+    const char* rel = abs + d.root_len + 1;
+    const uint32_t rel_len = static_cast<uint32_t>(n - d.root_len - 1);
+    if (rel_len >= kSlotPathMax) break;
+    FdInfo info;
+    info.dataset_id = i;
+    info.path_len = rel_len;
+    memcpy(info.path, rel, rel_len);
+    info.path[rel_len] = '\0';
+    if ((flags & O_ACCMODE) != O_RDONLY) {
+      // A writer of a dataset file: drop what is cached of it now, and again at
+      // close (a same-size rewrite within one mtime tick keeps the file key).
+      info.kind = SlotKind::kWriter;
+      fd_set(fd, info);
+      link_invalidate(i, rel, rel_len);
+      break;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) break;
+    info.kind = SlotKind::kReader;
+    info.size = static_cast<uint64_t>(st.st_size);
+    const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
+                              static_cast<uint64_t>(st.st_mtim.tv_nsec);
+    info.key = make_file_key(d.name, d.name_len, rel, rel_len, info.size, mtime_ns);
+    fd_set(fd, info);
+    break;
+  }
+  errno = saved;
+}
+
+void begin_close(int fd, CloseTicket* t) {
+  t->invalidate = false;
+  if (link_in_foreign_process()) return;  // a vfork child: the table is the parent's
+  FdInfo info;
+  if (!fd_lookup(fd, &info, true)) return;
+  if (info.kind == SlotKind::kWriter) {
+    t->invalidate = true;
+    t->dataset_id = info.dataset_id;
+    t->path_len = info.path_len;
+    memcpy(t->path, info.path, info.path_len);
+  }
+  fd_clear(fd);
+}
+
+void finish_close(const CloseTicket& t) {
+  if (!t.invalidate) return;
+  const int saved = errno;
+  link_invalidate(t.dataset_id, t.path, t.path_len);
+  errno = saved;
+}
+
+}  // namespace dc::shim
