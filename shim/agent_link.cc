@@ -37,6 +37,10 @@ pid_t g_pid = 0;              // this process, as of the last fork we saw
 const ArenaView* g_arena = nullptr;
 const DatasetList* g_datasets = nullptr;
 abi::ClientRegionHeader* g_region = nullptr;
+// The client region belongs to the agent session (connection) that asked for it;
+// when that connection is gone the agent has retired the region, so the next
+// connection asks for a new one. -1: no live owner.
+int g_region_owner = -1;
 
 uint64_t now_ns() {
   timespec ts{};
@@ -67,6 +71,7 @@ void release_conn(int i) { __atomic_fetch_and(&g_busy, ~(1u << i), __ATOMIC_RELE
 void drop_conn(Conn& c) {
   if (c.fd >= 0) sys_close(c.fd);
   c.fd = -1;
+  if (g_region_owner == static_cast<int>(&c - g_conns)) __atomic_store_n(&g_region_owner, -1, __ATOMIC_RELEASE);
 }
 
 // The shim's own socket I/O goes through raw system calls: they are not pthread
@@ -175,15 +180,17 @@ void install_datasets(const uint8_t* buf, size_t len, uint32_t count) {
   __atomic_store_n(&g_datasets, list, __ATOMIC_RELEASE);
 }
 
-void install_region(int fd) {
+// A replaced region is never unmapped: another thread may be writing to it.
+bool install_region(int fd) {
   void* p = mmap(nullptr, abi::kClientRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return;
+  if (p == MAP_FAILED) return false;
   auto* r = static_cast<abi::ClientRegionHeader*>(p);
   if (r->magic != abi::kClientRegionMagic || r->ring_capacity != abi::kHitRingCapacity) {
     munmap(p, abi::kClientRegionBytes);
-    return;
+    return false;
   }
   __atomic_store_n(&g_region, r, __ATOMIC_RELEASE);
+  return true;
 }
 
 // Connects conn `c` and greets the agent. Caller holds the conn.
@@ -205,7 +212,7 @@ bool connect_conn(Conn& c) {
     return false;
   };
   if (syscall(SYS_connect, fd, &addr, sizeof addr) != 0) return fail();
-  const bool want_ring = __atomic_load_n(&g_region, __ATOMIC_ACQUIRE) == nullptr;
+  const bool want_ring = __atomic_load_n(&g_region_owner, __ATOMIC_ACQUIRE) < 0;
   ctl::HelloRequest hello{};
   hello.h = ctl::make_header(ctl::Op::kHello, sizeof hello, c.next_request++);
   hello.role = static_cast<uint32_t>(ctl::Role::kShim);
@@ -234,7 +241,8 @@ bool connect_conn(Conn& c) {
   if (try_lock(&g_install_lock)) {
     install_arena(fds[0], rep.arena_size, rep.arena_generation);
     install_datasets(buf, static_cast<size_t>(n), rep.dataset_count);
-    if (nfds > 1 && want_ring) install_region(fds[1]);
+    if (nfds > 1 && want_ring && install_region(fds[1]))
+      __atomic_store_n(&g_region_owner, static_cast<int>(&c - g_conns), __ATOMIC_RELEASE);
     unlock(&g_install_lock);
   }
   for (int k = 0; k < nfds; ++k) sys_close(fds[k]);
@@ -364,6 +372,7 @@ void link_after_fork_child() {
   g_busy = 0;
   g_install_lock = 0;
   g_region = nullptr;
+  g_region_owner = -1;
   g_next_connect_ns = 0;
 }
 
