@@ -1,5 +1,6 @@
 #include "shim/agent_link.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -279,6 +280,37 @@ bool round_trip(void* req, size_t len, void* reply, size_t reply_cap, long* repl
 
 }  // namespace
 
+namespace {
+
+ShimEnv g_start_env{};
+
+void copy_env(char* out, size_t cap, const char* value) {
+  if (value && strlen(value) < cap) memcpy(out, value, strlen(value) + 1);
+}
+
+// The LD_PRELOAD entry naming this library, found by matching the path the
+// dynamic loader mapped us from.
+void find_shim_entry() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&link_init), &info) || !info.dli_fname) return;
+  copy_env(g_start_env.shim_path, sizeof g_start_env.shim_path, info.dli_fname);
+}
+
+// DC_SHIM_EXCLUDE="prog1:prog2": programs (by short name) that must never be
+// intercepted, whatever LD_PRELOAD says.
+bool excluded(const char* list, const char* name) {
+  const size_t n = strlen(name);
+  for (const char* p = list; p && *p;) {
+    const char* end = strchr(p, ':');
+    const size_t len = end ? static_cast<size_t>(end - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0) return true;
+    p = end ? end + 1 : nullptr;
+  }
+  return false;
+}
+
+}  // namespace
+
 void link_init() {
   g_pid = getpid();
   const char* sock = getenv("DC_SOCKET");
@@ -286,11 +318,17 @@ void link_init() {
     memset(g_socket_path, 0, sizeof g_socket_path);
     memcpy(g_socket_path, sock, strlen(sock));
   }
+  copy_env(g_start_env.preload, sizeof g_start_env.preload, getenv("LD_PRELOAD"));
+  copy_env(g_start_env.socket, sizeof g_start_env.socket, sock);
+  find_shim_entry();
   const char* off = getenv("DC_SHIM_DISABLE");
   if (off && *off && strcmp(off, "0") != 0) g_enabled = false;
   // The agent reads the origin itself; it must never be served by a shim.
   if (strcmp(program_invocation_short_name, "dcagent") == 0) g_enabled = false;
+  if (excluded(getenv("DC_SHIM_EXCLUDE"), program_invocation_short_name)) g_enabled = false;
 }
+
+const ShimEnv& link_start_env() { return g_start_env; }
 
 bool shim_enabled() { return g_enabled; }
 

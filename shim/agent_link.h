@@ -25,8 +25,18 @@ struct DatasetList {
   Dataset items[ctl::kMaxDatasets];
 };
 
-// Reads the environment (DC_SOCKET, DC_SHIM_DISABLE). Called from the constructor.
+// Reads the environment (DC_SOCKET, DC_SHIM_DISABLE, DC_SHIM_EXCLUDE). Called
+// from the constructor.
 void link_init();
+
+// What this process started with, for exec'd children (copied at start: the
+// program may change its environment later).
+struct ShimEnv {
+  char preload[4096];    // LD_PRELOAD as started ("" if none)
+  char shim_path[1024];  // the entry of LD_PRELOAD that is this shim
+  char socket[108];      // DC_SOCKET as started ("" if none)
+};
+const ShimEnv& link_start_env();
 bool shim_enabled();
 
 // The dataset roots, connecting to the agent first if none are known yet

@@ -135,6 +135,17 @@ void fd_clear(int fd) {
   write_end(s);
 }
 
+void fd_clear_range(unsigned first, unsigned last) {
+  for (unsigned c = first >> kChunkBits; c < kChunks && c <= (last >> kChunkBits); ++c) {
+    Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
+    if (!chunk) continue;
+    for (unsigned i = 0; i < kChunkSlots; ++i) {
+      const unsigned fd = (c << kChunkBits) | i;
+      if (fd >= first && fd <= last && field_load(&chunk[i].kind) != 0) fd_clear(static_cast<int>(fd));
+    }
+  }
+}
+
 void fd_copy(int from, int to) {
   FdInfo info;
   if (fd_lookup(from, &info, true)) fd_set(to, info);

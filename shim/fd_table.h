@@ -31,6 +31,8 @@ struct FdInfo {
 bool fd_lookup(int fd, FdInfo* out, bool with_path);
 void fd_set(int fd, const FdInfo& info);
 void fd_clear(int fd);
+// Clears every tracked slot with first <= fd <= last.
+void fd_clear_range(unsigned first, unsigned last);
 // Copies what `from` tracks to `to` (dup); clears `to` if `from` is not tracked.
 void fd_copy(int from, int to);
 

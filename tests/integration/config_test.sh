@@ -33,4 +33,5 @@ start_agent
 if "$DCAGENT" --config "$T/agent.toml" 2> "$T/err5"; then fail "second agent started"; fi
 grep -q "already listening" "$T/err5" || fail "second agent message: $(cat "$T/err5")"
 agent_alive && "$DCCTL" stats >/dev/null || fail "first agent disturbed"
+"$DCAGENT" --check-config "$(dirname "$0")/../../tools/agent.example.toml" >/dev/null || fail "the example config does not validate"
 echo "config: ok"

@@ -1,0 +1,142 @@
+// Stale descriptors. The fd table is keyed by number, and the kernel reuses numbers.
+// A number must never keep describing a cached file after that file's descriptor
+// is gone, or a new descriptor with the same number (a socket, a pipe, another
+// file) would be served the old file's bytes. So every libc path that ends a
+// descriptor clears its slot before the real call, and every libc path that
+// creates one clears the slot of the number it got (whatever closed the old one,
+// unseen: a raw close system call, a library's internal close).
+//
+// What remains unseen is a descriptor both closed and re-created through raw
+// system calls; read() is still safe then (its lseek fails on non-files), and
+// pread/readv on such a number would be an application bug on a non-file anyway.
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "shim/fd_table.h"
+
+#define DC_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace dc::shim;
+
+namespace {
+
+template <typename T>
+T next(T* slot, const char* name) {
+  if (!*slot) *slot = reinterpret_cast<T>(dlsym(RTLD_NEXT, name));
+  return *slot;
+}
+
+// Clearing a slot is always safe (it only costs the cache for that number), so
+// unlike tracking it needs no check for a vfork child sharing our memory.
+int fresh(int fd) {
+  if (fd >= 0) fd_clear(fd);
+  return fd;
+}
+
+int fresh_pair(int rc, int fds[2]) {
+  if (rc == 0) {
+    fresh(fds[0]);
+    fresh(fds[1]);
+  }
+  return rc;
+}
+
+#define DC_REAL(name) static decltype(&::name) real_##name; next(&real_##name, #name)
+
+}  // namespace
+
+DC_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) fd_clear_range(first, last);
+  DC_REAL(close_range);
+  if (!real_close_range) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real_close_range(first, last, flags);
+}
+
+DC_EXPORT void closefrom(int lowfd) {
+  if (lowfd >= 0) fd_clear_range(static_cast<unsigned>(lowfd), ~0u);
+  DC_REAL(closefrom);
+  if (real_closefrom) real_closefrom(lowfd);
+}
+
+DC_EXPORT int socket(int domain, int type, int protocol) {
+  DC_REAL(socket);
+  return fresh(real_socket(domain, type, protocol));
+}
+
+DC_EXPORT int socketpair(int domain, int type, int protocol, int fds[2]) {
+  DC_REAL(socketpair);
+  return fresh_pair(real_socketpair(domain, type, protocol, fds), fds);
+}
+
+DC_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
+  DC_REAL(accept);
+  return fresh(real_accept(fd, addr, len));
+}
+
+DC_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  DC_REAL(accept4);
+  return fresh(real_accept4(fd, addr, len, flags));
+}
+
+DC_EXPORT int pipe(int fds[2]) {
+  DC_REAL(pipe);
+  return fresh_pair(real_pipe(fds), fds);
+}
+
+DC_EXPORT int pipe2(int fds[2], int flags) {
+  DC_REAL(pipe2);
+  return fresh_pair(real_pipe2(fds, flags), fds);
+}
+
+DC_EXPORT int eventfd(unsigned int initval, int flags) {
+  DC_REAL(eventfd);
+  return fresh(real_eventfd(initval, flags));
+}
+
+DC_EXPORT int epoll_create(int size) {
+  DC_REAL(epoll_create);
+  return fresh(real_epoll_create(size));
+}
+
+DC_EXPORT int epoll_create1(int flags) {
+  DC_REAL(epoll_create1);
+  return fresh(real_epoll_create1(flags));
+}
+
+DC_EXPORT int memfd_create(const char* name, unsigned int flags) {
+  DC_REAL(memfd_create);
+  return fresh(real_memfd_create(name, flags));
+}
+
+DC_EXPORT int timerfd_create(int clockid, int flags) {
+  DC_REAL(timerfd_create);
+  return fresh(real_timerfd_create(clockid, flags));
+}
+
+DC_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) {
+  DC_REAL(signalfd);
+  return fresh(real_signalfd(fd, mask, flags));
+}
+
+DC_EXPORT int inotify_init() {
+  DC_REAL(inotify_init);
+  return fresh(real_inotify_init());
+}
+
+DC_EXPORT int inotify_init1(int flags) {
+  DC_REAL(inotify_init1);
+  return fresh(real_inotify_init1(flags));
+}
