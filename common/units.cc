@@ -11,8 +11,9 @@ Result<uint64_t> parse_size(std::string_view text) {
   uint64_t value = 0;
   size_t digits = 0;
   for (; i < text.size() && isdigit(static_cast<unsigned char>(text[i])); ++i, ++digits) {
-    if (value > (UINT64_MAX - 9) / 10) return make_error(Errc::kInvalidArgument, "number too large");
-    value = value * 10 + static_cast<uint64_t>(text[i] - '0');
+    if (__builtin_mul_overflow(value, 10, &value) ||
+        __builtin_add_overflow(value, static_cast<uint64_t>(text[i] - '0'), &value))
+      return make_error(Errc::kInvalidArgument, "number too large");
   }
   if (digits == 0) return make_error(Errc::kInvalidArgument, "expected a number such as \"4GiB\"");
   while (i < text.size() && text[i] == ' ') ++i;

@@ -45,7 +45,8 @@ void EvictionPolicy::insert(Id id, uint32_t pages) {
   n.pages = pages;
   n.where = Where::kProbation;
   n.referenced = false;
-  n.last_access = ++clock_;
+  clock_ += pages;
+  n.last_access = clock_;
   link_tail(probation_, id);
 }
 
@@ -63,7 +64,8 @@ void EvictionPolicy::note_reuse(uint64_t distance) {
 void EvictionPolicy::touch(Id id) {
   if (!contains(id)) return;
   Node& n = nodes_[id];
-  const uint64_t now = ++clock_;
+  clock_ += n.pages;
+  const uint64_t now = clock_;
   if (n.where == Where::kMain) {
     note_reuse(now - n.last_access);
     unlink(main_, id);

@@ -15,8 +15,10 @@
 //
 // Under epochs this keeps ~31/32 of the cache fixed and reaches ~cache/dataset;
 // when the workload moves to other data, the old blocks stop being hit, turn dead
-// after a few epochs' worth of accesses and are replaced. Time is counted in block
-// accesses (fetches plus hits reported by shims), not seconds.
+// after a few epochs' worth of accesses and are replaced. Time is counted in pages
+// accessed (a block access advances the clock by its page count: fetches plus hits
+// reported by shims), not seconds, so it compares directly with the cache's size
+// in pages whatever the block size.
 #pragma once
 
 #include <cstdint>

@@ -40,9 +40,14 @@ inline bool arena_view_init(const void* base, uint64_t mapped_size, ArenaView* v
   const uint32_t ps = h->page_size, bs = h->block_size, cap = h->index_capacity;
   if (ps == 0 || (ps & (ps - 1)) || bs < ps || (bs & (bs - 1)) || cap == 0 || (cap & (cap - 1)))
     return false;
+  // Every bound is checked so that no sum can wrap: the fields are the agent's, but
+  // a header that lies must be refused, not trusted into a fault.
+  const uint64_t index_bytes = uint64_t{cap} * sizeof(abi::IndexEntry);
+  const uint64_t page_bytes = uint64_t{h->page_count} * ps;
   if (h->total_size > mapped_size || h->index_offset < sizeof(abi::ArenaHeader) ||
-      h->index_offset + uint64_t{cap} * sizeof(abi::IndexEntry) > h->pages_offset ||
-      h->pages_offset + uint64_t{h->page_count} * ps > h->total_size)
+      h->index_offset > h->total_size || index_bytes > h->total_size - h->index_offset ||
+      h->index_offset + index_bytes > h->pages_offset || h->pages_offset > h->total_size ||
+      page_bytes > h->total_size - h->pages_offset)
     return false;
   v->base = static_cast<const uint8_t*>(base);
   v->index = reinterpret_cast<const abi::IndexEntry*>(v->base + h->index_offset);

@@ -5,10 +5,11 @@
 // drops a session whose packet is shorter than its op requires, longer than
 // kMaxRequest, or disagrees with `length`.
 //
-// Rules for growth: opcodes are numbered explicitly and never reused (a retired op
-// leaves a gap); new fields go at the end of a message and are announced by a minor
-// version bump; a receiver accepts messages longer than it knows only within
-// kMaxRequest and ignores the tail.
+// Rules for growth: opcodes and status codes are numbered explicitly and never
+// reused (a retired one leaves a gap). Requests are checked for their exact size:
+// a request that needs new fields gets a new opcode (fetch and invalidate carry a
+// trailing path, so they could not grow at the end anyway); the old opcode stays
+// served. Replies may grow at the end; a client ignores a tail it does not know.
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,278 @@
+// BlockCache over a real Arena, observed the way a shim observes it: through
+// arena_copy on a read-only mapping.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/cache/arena.h"
+#include "daemon/cache/block_cache.h"
+#include "dc/arena_reader.h"
+#include "dc/file_key.h"
+
+namespace {
+
+using namespace dc;
+using Begin = BlockCache::Begin;
+
+constexpr uint32_t kPage = 4096;
+constexpr uint32_t kBlock = 16384;
+constexpr uint32_t kPagesPerBlock = kBlock / kPage;
+constexpr uint32_t kPageCount = 256;
+constexpr uint32_t kBlockCount = kPageCount / kPagesPerBlock;
+
+FileKey key_of(const std::string& name) {
+  return make_file_key("ds", 2, name.data(), name.size(), 1 << 20, 7);
+}
+
+// The byte at `off` of block `block` of the file whose key is `k`.
+uint8_t pattern(FileKey k, uint64_t block, uint32_t off) {
+  return static_cast<uint8_t>(k.lo + block * 31 + off / 7);
+}
+
+class BlockCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto r = Arena::create(kPage, kBlock, kPageCount);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    arena_.reset(*r);
+    auto fd = arena_->open_readonly();
+    ASSERT_TRUE(fd.ok()) << fd.error().message;
+    fd_ = *fd;
+    map_ = mmap(nullptr, arena_->size(), PROT_READ, MAP_SHARED, fd_, 0);
+    ASSERT_NE(map_, MAP_FAILED) << strerror(errno);
+    ASSERT_TRUE(arena_view_init(map_, arena_->size(), &view_));
+    cache_ = std::make_unique<BlockCache>(*arena_);
+  }
+  void TearDown() override {
+    cache_.reset();
+    if (map_ != MAP_FAILED) munmap(map_, arena_->size());
+    if (fd_ >= 0) close(fd_);
+  }
+
+  // Writes the block's bytes where the cache asks, as the origin reader would.
+  void Fill(BlockCache::Handle h, FileKey k, uint64_t block) {
+    std::vector<iovec> iov;
+    cache_->iovecs(h, &iov);
+    uint32_t off = 0;
+    for (const iovec& v : iov) {
+      auto* p = static_cast<uint8_t*>(v.iov_base);
+      for (size_t i = 0; i < v.iov_len; ++i)
+        p[i] = pattern(k, block, off + static_cast<uint32_t>(i));
+      off += static_cast<uint32_t>(v.iov_len);
+    }
+  }
+
+  // Begin + fill + finish in one go; returns the Begin result.
+  Begin Load(FileKey k, uint64_t block, uint32_t len = kBlock) {
+    BlockCache::Handle h = 0;
+    const Begin b = cache_->begin(k, block, len, 1, &h);
+    if (b == Begin::kStarted) {
+      Fill(h, k, block);
+      cache_->finish(h, true);
+    }
+    return b;
+  }
+
+  // Pages of the block a reader sees, checking their bytes; -1 on a wrong byte.
+  int VisiblePages(FileKey k, uint64_t block, uint32_t len = kBlock) {
+    int visible = 0;
+    std::vector<uint8_t> buf(kPage);
+    for (uint32_t i = 0; i < kPagesPerBlock; ++i) {
+      const uint64_t page_no = block * kPagesPerBlock + i;
+      const int64_t n = arena_copy(view_, k, page_no, 0, kPage, buf.data(), nullptr);
+      if (n == kArenaMiss) continue;
+      const uint32_t expect_len = std::min(kPage, len - std::min(len, i * kPage));
+      if (n != expect_len) return -1;
+      for (uint32_t j = 0; j < n; ++j)
+        if (buf[j] != pattern(k, block, i * kPage + j)) return -1;
+      ++visible;
+    }
+    return visible;
+  }
+
+  std::unique_ptr<Arena> arena_;
+  std::unique_ptr<BlockCache> cache_;
+  int fd_ = -1;
+  void* map_ = MAP_FAILED;
+  ArenaView view_;
+};
+
+TEST_F(BlockCacheTest, ConcurrentMissesJoinOneFill) {
+  const FileKey k = key_of("a");
+  BlockCache::Handle h1 = 0, h2 = 0;
+  ASSERT_EQ(cache_->begin(k, 3, kBlock, 101, &h1), Begin::kStarted);
+  EXPECT_EQ(cache_->filling_pages(), kPagesPerBlock);
+  ASSERT_EQ(cache_->begin(k, 3, kBlock, 102, &h2), Begin::kJoined);
+  EXPECT_EQ(h1, h2);
+  EXPECT_EQ(cache_->filling_pages(), kPagesPerBlock) << "a join must not reserve pages";
+  EXPECT_EQ(VisiblePages(k, 3), 0) << "nothing is visible before finish";
+
+  std::vector<iovec> iov;
+  cache_->iovecs(h1, &iov);
+  ASSERT_EQ(iov.size(), kPagesPerBlock);
+  for (const iovec& v : iov) EXPECT_EQ(v.iov_len, kPage);
+  Fill(h1, k, 3);
+
+  std::vector<BlockCache::Token> tokens = cache_->finish(h1, true);
+  std::sort(tokens.begin(), tokens.end());
+  EXPECT_EQ(tokens, (std::vector<BlockCache::Token>{101, 102}));
+  EXPECT_EQ(cache_->filling_pages(), 0u);
+  EXPECT_EQ(cache_->resident_pages(), kPagesPerBlock);
+  EXPECT_EQ(VisiblePages(k, 3), static_cast<int>(kPagesPerBlock));
+  EXPECT_EQ(VisiblePages(k, 2), 0);
+  EXPECT_EQ(VisiblePages(key_of("b"), 3), 0);
+
+  BlockCache::Handle h3 = 0;
+  EXPECT_EQ(cache_->begin(k, 3, kBlock, 103, &h3), Begin::kResident);
+  EXPECT_EQ(h3, h1);
+}
+
+TEST_F(BlockCacheTest, ShortLastBlock) {
+  const FileKey k = key_of("short");
+  const uint32_t len = 2 * kPage + 1000;
+  BlockCache::Handle h = 0;
+  ASSERT_EQ(cache_->begin(k, 0, len, 1, &h), Begin::kStarted);
+  EXPECT_EQ(cache_->filling_pages(), 3u);
+  std::vector<iovec> iov;
+  cache_->iovecs(h, &iov);
+  ASSERT_EQ(iov.size(), 3u);
+  EXPECT_EQ(iov[2].iov_len, 1000u);
+  Fill(h, k, 0);
+  cache_->finish(h, true);
+  EXPECT_EQ(VisiblePages(k, 0, len), 3);
+  uint8_t small[64];
+  EXPECT_EQ(arena_copy(view_, k, 2, 990, 64, small, nullptr), 10);
+  EXPECT_EQ(arena_copy(view_, k, 3, 0, 64, small, nullptr), kArenaMiss);
+}
+
+TEST_F(BlockCacheTest, FailedFillPublishesNothing) {
+  const FileKey k = key_of("a");
+  BlockCache::Handle h1 = 0, h2 = 0;
+  ASSERT_EQ(cache_->begin(k, 0, kBlock, 1, &h1), Begin::kStarted);
+  ASSERT_EQ(cache_->begin(k, 0, kBlock, 2, &h2), Begin::kJoined);
+  Fill(h1, k, 0);
+  std::vector<BlockCache::Token> tokens = cache_->finish(h1, false);
+  std::sort(tokens.begin(), tokens.end());
+  EXPECT_EQ(tokens, (std::vector<BlockCache::Token>{1, 2})) << "waiters must hear of the failure";
+  EXPECT_EQ(cache_->filling_pages(), 0u);
+  EXPECT_EQ(cache_->resident_pages(), 0u);
+  EXPECT_EQ(cache_->evictions(), 0u) << "a failed fill is not an eviction";
+  EXPECT_EQ(arena_->index_used(), 0u);
+  EXPECT_EQ(VisiblePages(k, 0), 0);
+
+  // Its pages went back: the whole arena can still be filled.
+  for (uint64_t b = 0; b < kBlockCount; ++b) ASSERT_EQ(Load(k, b), Begin::kStarted) << b;
+  EXPECT_EQ(cache_->resident_pages(), kPageCount);
+  EXPECT_EQ(cache_->evictions(), 0u);
+}
+
+TEST_F(BlockCacheTest, InvalidateDropsResidentPages) {
+  const FileKey a = key_of("a"), b = key_of("b");
+  for (uint64_t blk = 0; blk < 3; ++blk) {
+    ASSERT_EQ(Load(a, blk), Begin::kStarted);
+    ASSERT_EQ(Load(b, blk), Begin::kStarted);
+  }
+  EXPECT_EQ(cache_->invalidate(a), 3 * kPagesPerBlock);
+  EXPECT_EQ(cache_->resident_pages(), 3 * kPagesPerBlock);
+  EXPECT_EQ(cache_->evictions(), 0u);
+  EXPECT_EQ(arena_->index_used(), 3 * kPagesPerBlock);
+  for (uint64_t blk = 0; blk < 3; ++blk) {
+    EXPECT_EQ(VisiblePages(a, blk), 0) << blk;
+    EXPECT_EQ(VisiblePages(b, blk), static_cast<int>(kPagesPerBlock)) << blk;
+  }
+  EXPECT_EQ(cache_->invalidate(a), 0u);
+  // Gone, so the next read refetches.
+  BlockCache::Handle h = 0;
+  EXPECT_EQ(cache_->begin(a, 0, kBlock, 9, &h), Begin::kStarted);
+}
+
+TEST_F(BlockCacheTest, InvalidateWhileFillingDiscardsTheFill) {
+  const FileKey k = key_of("a");
+  BlockCache::Handle h = 0;
+  ASSERT_EQ(cache_->begin(k, 0, kBlock, 5, &h), Begin::kStarted);
+  EXPECT_EQ(cache_->invalidate(k), 0u);
+  Fill(h, k, 0);
+  EXPECT_EQ(cache_->finish(h, true), (std::vector<BlockCache::Token>{5}));
+  EXPECT_EQ(VisiblePages(k, 0), 0) << "bytes of the old file version were published";
+  EXPECT_EQ(cache_->resident_pages(), 0u);
+  EXPECT_EQ(cache_->filling_pages(), 0u);
+  EXPECT_EQ(cache_->begin(k, 0, kBlock, 6, &h), Begin::kStarted);
+}
+
+TEST_F(BlockCacheTest, NoSpaceWhenEveryPageIsFilling) {
+  const FileKey k = key_of("a");
+  std::vector<BlockCache::Handle> handles(kBlockCount);
+  for (uint64_t b = 0; b < kBlockCount; ++b)
+    ASSERT_EQ(cache_->begin(k, b, kBlock, b, &handles[b]), Begin::kStarted) << b;
+  EXPECT_EQ(cache_->filling_pages(), kPageCount);
+  BlockCache::Handle h = 0;
+  EXPECT_EQ(cache_->begin(k, kBlockCount, kBlock, 99, &h), Begin::kNoSpace);
+  EXPECT_EQ(cache_->begin(key_of("b"), 0, kPage, 99, &h), Begin::kNoSpace);
+  // A block already being filled can still be joined.
+  EXPECT_EQ(cache_->begin(k, 0, kBlock, 100, &h), Begin::kJoined);
+
+  // Once one fill completes its pages can be reclaimed.
+  Fill(handles[0], k, 0);
+  cache_->finish(handles[0], true);
+  EXPECT_EQ(cache_->begin(k, kBlockCount, kBlock, 99, &h), Begin::kStarted);
+  EXPECT_EQ(cache_->evictions(), 1u);
+  EXPECT_EQ(VisiblePages(k, 0), 0);
+}
+
+TEST_F(BlockCacheTest, EvictionUnpublishesBeforeReuse) {
+  const FileKey k = key_of("a");
+  for (uint64_t b = 0; b < kBlockCount; ++b) ASSERT_EQ(Load(k, b), Begin::kStarted);
+  EXPECT_EQ(cache_->resident_pages(), kPageCount);
+  for (uint64_t b = kBlockCount; b < kBlockCount + 10; ++b) ASSERT_EQ(Load(k, b), Begin::kStarted);
+  EXPECT_EQ(cache_->evictions(), 10u);
+  EXPECT_EQ(cache_->resident_pages(), kPageCount);
+  EXPECT_EQ(arena_->index_used(), kPageCount);
+
+  // Every published page reads back its own bytes, none appear twice, and exactly
+  // as many blocks are visible as fit.
+  int whole = 0;
+  std::set<uint32_t> slots;
+  for (uint64_t b = 0; b < kBlockCount + 10; ++b) {
+    const int pages = VisiblePages(k, b);
+    ASSERT_GE(pages, 0) << "block " << b << " shows another block's bytes";
+    EXPECT_TRUE(pages == 0 || pages == static_cast<int>(kPagesPerBlock)) << b;
+    if (pages) ++whole;
+    for (uint32_t i = 0; pages && i < kPagesPerBlock; ++i) {
+      uint32_t slot = 0;
+      uint8_t byte;
+      ASSERT_GE(arena_copy(view_, k, b * kPagesPerBlock + i, 0, 1, &byte, &slot), 0);
+      EXPECT_TRUE(slots.insert(slot).second) << "slot " << slot << " published twice";
+    }
+  }
+  EXPECT_EQ(whole, static_cast<int>(kBlockCount));
+}
+
+TEST_F(BlockCacheTest, RecordHitTouchesOnlyTheMatchingBlock) {
+  const FileKey k = key_of("a");
+  ASSERT_EQ(Load(k, 0), Begin::kStarted);
+  uint32_t slot = 0;
+  uint8_t byte;
+  ASSERT_GE(arena_copy(view_, k, 0, 0, 1, &byte, &slot), 0);
+  const uint64_t t0 = cache_->policy().now();
+  cache_->record_hit(slot, static_cast<uint32_t>(k.lo));
+  const uint64_t t1 = cache_->policy().now();
+  EXPECT_GT(t1, t0);
+  // Stale records (slot reused by another file), free slots and garbage are ignored.
+  cache_->record_hit(slot, static_cast<uint32_t>(k.lo) + 1);
+  cache_->record_hit(slot + kPagesPerBlock, static_cast<uint32_t>(k.lo));
+  cache_->record_hit(kPageCount + 5, static_cast<uint32_t>(k.lo));
+  cache_->record_hit(UINT32_MAX, 0);
+  EXPECT_EQ(cache_->policy().now(), t1);
+}
+
+}  // namespace
