@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -52,7 +53,7 @@ Agent::~Agent() {
 Status Agent::start() {
   const uint64_t pages = config_.memory / config_.page_size;
   if (pages > UINT32_MAX / 2) return make_error(Errc::kInvalidArgument, "cache.memory: too many pages");
-  auto arena = Arena::create(config_.page_size, config_.block_size, static_cast<uint32_t>(pages));
+  auto arena = Arena::create(config_.page_size, config_.block_size, static_cast<uint32_t>(pages), config_.huge_pages);
   if (!arena) return arena.error();
   arena_.reset(*arena);
   cache_ = std::make_unique<BlockCache>(*arena_);
@@ -60,6 +61,11 @@ Status Agent::start() {
   if (!reader) return reader.error();
   reader_.reset(*reader);
   origin_ = std::make_unique<OriginFiles>(config_.datasets, config_.max_open_files);
+  // Readahead stays within half of the probation region, so prefetched blocks are
+  // read before the FIFO could push them out when the main region is full.
+  const uint64_t pages_per_block = config_.block_size / config_.page_size;
+  const uint64_t window = std::min<uint64_t>(32, arena_->page_count() / 32 / (2 * pages_per_block));
+  readahead_ = std::make_unique<Readahead>(static_cast<uint32_t>(window));
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -90,10 +96,13 @@ Status Agent::start() {
       !add(signal_fd_, tag(kSignal)) || !add(reader_->event_fd(), tag(kIo)))
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + strerror(errno));
   watchdog_usec_ = watchdog_interval_usec();
-  DC_LOG_INFO("listening on %s; arena %s in %u pages of %s (%s total mapped)", listen_.path.c_str(),
+  DC_LOG_INFO("listening on %s; arena %s in %u pages of %s (%s total mapped, %s); readahead up to %llu blocks",
+              listen_.path.c_str(),
               format_size(uint64_t{arena_->page_count()} * arena_->page_size()).c_str(),
               arena_->page_count(), format_size(arena_->page_size()).c_str(),
-              format_size(arena_->size()).c_str());
+              format_size(arena_->size()).c_str(),
+              arena_->huge_pages() ? "huge pages" : "4 KiB pages (huge pages off or unavailable)",
+              static_cast<unsigned long long>(window));
   for (const auto& d : config_.datasets) DC_LOG_INFO("dataset %s at %s", d.name.c_str(), d.path.c_str());
   return ok_status();
 }

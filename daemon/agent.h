@@ -18,6 +18,7 @@
 #include "daemon/metrics/stats.h"
 #include "daemon/origin/origin_files.h"
 #include "daemon/origin/origin_reader.h"
+#include "daemon/prefetch/readahead.h"
 
 namespace dc {
 
@@ -61,6 +62,8 @@ class Agent {
   void block_done(uint64_t token, bool ok);
   void reply_fetch(uint64_t pending_id);
   void drain_hit_rings();
+  void prefetch(const OriginFile& file, FileKey key, Readahead::Plan plan);
+  void submit_fill(const OriginFile& file, BlockCache::Handle h, uint64_t block, uint32_t len);
   void on_tick();
   StatList collect_stats();
   void send_or_close(Session& s, const void* data, size_t len, const std::vector<int>& fds = {});
@@ -70,6 +73,7 @@ class Agent {
   std::unique_ptr<BlockCache> cache_;
   std::unique_ptr<OriginReader> reader_;
   std::unique_ptr<OriginFiles> origin_;
+  std::unique_ptr<Readahead> readahead_;
   ListenSocket listen_;
   int epoll_fd_ = -1;
   int timer_fd_ = -1;

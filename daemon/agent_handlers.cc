@@ -127,7 +127,6 @@ void Agent::handle_fetch(Session& s, const Request& r) {
   p.remaining = count;
   p.key = r.key;
   p.ok.assign(count, 0);
-  std::vector<iovec> iov;
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t block = r.first_block + i;
     const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - block * bs));
@@ -139,8 +138,7 @@ void Agent::handle_fetch(Session& s, const Request& r) {
         break;
       case BlockCache::Begin::kJoined: break;
       case BlockCache::Begin::kStarted:
-        cache_->iovecs(h, &iov);
-        reader_->submit(file->fd, iov, block * bs, h);
+        submit_fill(*file, h, block, len);
         break;
       case BlockCache::Begin::kNoSpace:
         p.failure = ctl::Status::kNoSpace;
@@ -148,7 +146,35 @@ void Agent::handle_fetch(Session& s, const Request& r) {
         break;
     }
   }
-  if (p.remaining == 0) reply_fetch(pid);
+  const bool done = p.remaining == 0;
+  prefetch(*file, r.key, readahead_->on_fetch(r.key, {r.dataset_id, r.path}, r.first_block, count, nblocks));
+  if (done) reply_fetch(pid);
+}
+
+void Agent::prefetch(const OriginFile& file, FileKey key, Readahead::Plan plan) {
+  const uint64_t bs = arena_->block_size();
+  for (uint64_t block = plan.first; block < plan.first + plan.count; ++block) {
+    if (block * bs >= file.size) break;
+    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file.size - block * bs));
+    BlockCache::Handle h;
+    const auto begun = cache_->begin(key, block, len, BlockCache::kNoWaiter, &h, true);
+    if (begun == BlockCache::Begin::kNoSpace) break;
+    if (begun != BlockCache::Begin::kStarted) continue;
+    submit_fill(file, h, block, len);
+    ++counters_.readahead_blocks;
+  }
+}
+
+void Agent::submit_fill(const OriginFile& file, BlockCache::Handle h, uint64_t block, uint32_t len) {
+  std::vector<iovec> iov;
+  cache_->iovecs(h, &iov);
+  if (file.direct_align && !iov.empty()) {
+    // O_DIRECT transfers whole device blocks: round the last buffer up (it stays
+    // inside its page slot); the read itself ends short at end of file.
+    iovec& last = iov.back();
+    last.iov_len = (last.iov_len + file.direct_align - 1) / file.direct_align * file.direct_align;
+  }
+  reader_->submit(file.fd, iov, block * arena_->block_size(), len, h);
 }
 
 void Agent::on_fill_done(uint64_t handle, bool ok, int err) {
@@ -212,7 +238,15 @@ void Agent::drain_hit_rings() {
     if (head - tail > abi::kHitRingCapacity) tail = head - abi::kHitRingCapacity;
     for (; tail != head; ++tail) {
       const uint64_t rec = ring_get(&recs[tail & (abi::kHitRingCapacity - 1)]);
-      cache_->record_hit(static_cast<uint32_t>(rec >> 32), static_cast<uint32_t>(rec));
+      FileKey key;
+      uint64_t block;
+      if (!cache_->record_hit(static_cast<uint32_t>(rec >> 32), static_cast<uint32_t>(rec), &key, &block))
+        continue;
+      const Readahead::Plan plan = readahead_->on_hit(key, block);
+      if (plan.count == 0) continue;
+      const Readahead::Origin* o = readahead_->origin_of(key);
+      if (!o) continue;
+      if (auto file = origin_->get(o->dataset_id, o->path, key)) prefetch(*file, key, plan);
     }
     s.ring_tail = tail;
   }
@@ -246,6 +280,7 @@ StatList Agent::collect_stats() {
       {"stale_fetches", counters_.stale_fetches},
       {"evictions", cache_->evictions()},
       {"invalidations", counters_.invalidations},
+      {"readahead_blocks", counters_.readahead_blocks},
       {"bad_messages", counters_.bad_messages},
       {"sessions_rejected", counters_.sessions_rejected},
       {"origin_files_open", origin_->open_count()},

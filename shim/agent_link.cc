@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -25,6 +26,7 @@ constexpr int kReplyTimeoutSec = 30;
 struct Conn {
   int fd = -1;
   uint32_t next_request = 1;
+  uint64_t ino = 0;  // of our socket: the number may be closed and reused behind our back
 };
 
 char g_socket_path[108] = "/run/dc/agent.sock";
@@ -128,16 +130,31 @@ bool try_lock(uint32_t* l) {
 }
 void unlock(uint32_t* l) { __atomic_store_n(l, 0u, __ATOMIC_RELEASE); }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+constexpr uint32_t kGranuleShift = 21;  // populate the page area 2 MiB at a time
+
+// A view with, right behind it, one bit per 2 MiB granule of its page area.
+uint64_t* granule_bits(const ArenaView& v) {
+  return reinterpret_cast<uint64_t*>(const_cast<ArenaView*>(&v) + 1);
+}
+
 void install_arena(int fd, uint64_t size, uint64_t generation) {
   const ArenaView* cur = __atomic_load_n(&g_arena, __ATOMIC_ACQUIRE);
   if (cur && cur->generation == generation) return;  // same agent: keep our mapping
   void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) return;
-  auto* view = static_cast<ArenaView*>(alloc_pages(sizeof(ArenaView)));
+  const size_t granules = (size >> kGranuleShift) + 1;
+  auto* view = static_cast<ArenaView*>(alloc_pages(sizeof(ArenaView) + (granules + 63) / 64 * 8));
   if (!view || !arena_view_init(base, size, view)) {
     munmap(base, size);
     return;
   }
+  // Huge page mappings where the agent's arena has huge pages (one page-table fill
+  // per 2 MiB); the header and index are read on every lookup: map them now.
+  madvise(base, size, MADV_HUGEPAGE);
+  madvise(base, static_cast<size_t>(view->pages - view->base), MADV_POPULATE_READ);
   __atomic_store_n(&g_arena, view, __ATOMIC_RELEASE);
   if (cur) {
     // The old agent is gone. Readers may still be copying from its arena: swap its
@@ -247,8 +264,21 @@ bool connect_conn(Conn& c) {
     unlock(&g_install_lock);
   }
   for (int k = 0; k < nfds; ++k) sys_close(fds[k]);
+  struct stat st {};
+  fstat(fd, &st);
+  c.ino = st.st_ino;
   c.fd = fd;
   return true;
+}
+
+// Is c.fd still the socket we connected? An app that closed it with a raw system
+// call may have a new file on that number now: never write our protocol into it.
+bool conn_is_ours(Conn& c) {
+  struct stat st {};
+  if (c.fd >= 0 && fstat(c.fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == c.ino) return true;
+  c.fd = -1;  // not ours any more: forget, never close, the number
+  if (g_region_owner == static_cast<int>(&c - g_conns)) __atomic_store_n(&g_region_owner, -1, __ATOMIC_RELEASE);
+  return false;
 }
 
 // Sends `req` on a pooled connection and waits for its reply. False if the agent
@@ -259,7 +289,7 @@ bool round_trip(void* req, size_t len, void* reply, size_t reply_cap, long* repl
   Conn& c = g_conns[i];
   bool ok = false;
   for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
-    if (c.fd < 0 && !connect_conn(c)) break;
+    if ((c.fd < 0 || !conn_is_ours(c)) && !connect_conn(c)) break;
     auto* h = static_cast<ctl::MsgHeader*>(req);
     h->request_id = c.next_request++;
     if (!send_all(c.fd, req, len)) {
@@ -345,6 +375,22 @@ const DatasetList* link_datasets() {
 
 const ArenaView* link_arena() { return __atomic_load_n(&g_arena, __ATOMIC_ACQUIRE); }
 
+void link_map_slot(const ArenaView& v, uint32_t slot) {
+  const uint64_t off = static_cast<uint64_t>(v.pages - v.base) + (static_cast<uint64_t>(slot) << v.page_shift);
+  const uint64_t g = off >> kGranuleShift;
+  uint64_t* word = &granule_bits(v)[g / 64];
+  const uint64_t bit = 1ULL << (g % 64);
+  if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit) return;
+  // Racing threads may both populate: harmless. If the kernel lacks the advice, the
+  // bit is set anyway and pages simply fault in as they are touched.
+  const uint64_t start = g << kGranuleShift;
+  const uint64_t end = start + (1ULL << kGranuleShift) < v.size ? start + (1ULL << kGranuleShift) : v.size;
+  const int saved = errno;
+  madvise(const_cast<uint8_t*>(v.base) + start, end - start, MADV_POPULATE_READ);
+  errno = saved;
+  __atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
+}
+
 bool link_fetch(const FdInfo& fi, uint64_t first_block, uint32_t count) {
   struct {
     ctl::FetchRequest f;
@@ -393,7 +439,33 @@ void link_count(Served how, uint64_t bytes) {
   __atomic_fetch_add(b, bytes, __ATOMIC_RELAXED);
 }
 
+namespace {
+uint64_t g_next_session_try_ns = 0;
+
+// A process whose region belongs to no live session of ours (a forked child still
+// writing into its parent's region, or the agent restarted) opens its own session
+// the first time it serves a hit, at most every 100 ms, so its hits keep reaching
+// the agent under its own name even if it never misses.
+void ensure_session() {
+  const uint64_t now = now_ns();
+  if (now < __atomic_load_n(&g_next_session_try_ns, __ATOMIC_RELAXED)) return;
+  __atomic_store_n(&g_next_session_try_ns, now + 100'000'000, __ATOMIC_RELAXED);
+  const int i = acquire_conn();
+  if (i < 0) return;
+  Conn& c = g_conns[i];
+  if (c.fd >= 0) {
+    if (!conn_is_ours(c)) c.fd = -1;
+    else drop_conn(c);  // reconnect this one, asking for a region
+  }
+  const int saved = errno;
+  connect_conn(c);
+  errno = saved;
+  release_conn(i);
+}
+}  // namespace
+
 void link_record_hit(uint32_t slot, uint64_t key_lo) {
+  if (__builtin_expect(__atomic_load_n(&g_region_owner, __ATOMIC_RELAXED) < 0, 0) && g_enabled) ensure_session();
   abi::ClientRegionHeader* r = __atomic_load_n(&g_region, __ATOMIC_ACQUIRE);
   if (!r) return;
   uint64_t* recs = reinterpret_cast<uint64_t*>(r + 1);
@@ -409,9 +481,25 @@ void link_after_fork_child() {
   for (auto& c : g_conns) drop_conn(c);
   g_busy = 0;
   g_install_lock = 0;
-  g_region = nullptr;
+  // Keep writing counts and hits into the inherited region (the agent still reads
+  // it while the parent lives) until this child has a session of its own.
   g_region_owner = -1;
   g_next_connect_ns = 0;
+  g_next_session_try_ns = 0;
+}
+
+void link_forget_fd(int fd) {
+  if (fd < 0) return;
+  for (auto& c : g_conns) {
+    if (c.fd != fd) continue;
+    c.fd = -1;
+    if (g_region_owner == static_cast<int>(&c - g_conns)) __atomic_store_n(&g_region_owner, -1, __ATOMIC_RELEASE);
+  }
+}
+
+void link_forget_fd_range(unsigned first, unsigned last) {
+  for (auto& c : g_conns)
+    if (c.fd >= 0 && static_cast<unsigned>(c.fd) >= first && static_cast<unsigned>(c.fd) <= last) link_forget_fd(c.fd);
 }
 
 bool link_in_foreign_process() { return static_cast<pid_t>(syscall(SYS_getpid)) != g_pid; }

@@ -44,6 +44,10 @@ bool shim_enabled();
 const DatasetList* link_datasets();
 // The current arena, or null.
 const ArenaView* link_arena();
+// Makes sure the 2 MiB of arena around `slot` are mapped in this process (one
+// MADV_POPULATE_READ instead of a page fault per few pages; faults are costly, and
+// very costly in some VMs). Cheap when already done: one bit test.
+void link_map_slot(const ArenaView& view, uint32_t slot);
 
 // Asks the agent to make blocks resident. True iff all of them are now in the arena.
 bool link_fetch(const FdInfo& fi, uint64_t first_block, uint32_t count);
@@ -56,6 +60,10 @@ void link_count(Served how, uint64_t bytes);
 void link_record_hit(uint32_t slot, uint64_t key_lo);
 
 void link_after_fork_child();
+// The application is closing (or replacing) descriptor `fd`: if it is one of the
+// shim's agent connections, stop using that number (the app's call closes it).
+void link_forget_fd(int fd);
+void link_forget_fd_range(unsigned first, unsigned last);
 // True in a child made by vfork (or clone sharing our memory) before exec: it must
 // not change state it shares with its parent.
 bool link_in_foreign_process();

@@ -20,7 +20,7 @@ struct Slot {
   uint32_t dataset_id;
   uint32_t path_len;
   uint32_t lock_owner;  // tid holding the per-fd lock, 0 if free
-  uint32_t reserved;
+  uint32_t shared;      // FdInfo::shared
   char path[kSlotPathMax];
 };
 static_assert(sizeof(Slot) == 488);
@@ -97,6 +97,7 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
     out->key.lo = field_load(&s->key_lo);
     out->size = field_load(&s->size);
     out->dataset_id = field_load(&s->dataset_id);
+    out->shared = field_load(&s->shared) != 0;
     uint32_t plen = field_load(&s->path_len);
     if (plen >= kSlotPathMax) plen = 0;
     out->path_len = plen;
@@ -117,6 +118,7 @@ void fd_set(int fd, const FdInfo& info) {
   field_store(&s->key_lo, info.key.lo);
   field_store(&s->size, info.size);
   field_store(&s->dataset_id, info.dataset_id);
+  field_store(&s->shared, info.shared ? 1u : 0u);
   field_store(&s->path_len, info.path_len);
   memcpy(s->path, info.path, info.path_len);
   s->path[info.path_len] = '\0';
@@ -174,6 +176,15 @@ bool fd_lock(int fd) {
 void fd_unlock(int fd) {
   Slot* s = slot_for(fd, false);
   if (s) __atomic_store_n(&s->lock_owner, 0u, __ATOMIC_RELEASE);
+}
+
+void fd_mark_all_shared() {
+  for (int c = 0; c < kChunks; ++c) {
+    Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
+    if (!chunk) continue;
+    for (int i = 0; i < kChunkSlots; ++i)
+      if (field_load(&chunk[i].kind) != 0) __atomic_store_n(&chunk[i].shared, 1u, __ATOMIC_RELEASE);
+  }
 }
 
 void fd_reset_locks_after_fork() {

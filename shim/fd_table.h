@@ -19,6 +19,10 @@ enum class SlotKind : uint32_t { kNone = 0, kReader = 1, kWriter = 2 };
 
 struct FdInfo {
   SlotKind kind = SlotKind::kNone;
+  // The file description may be shared with another process (inherited across
+  // fork, or by a spawned child): its offset can move under us at any moment, so
+  // read() must leave it to the kernel. pread is unaffected.
+  bool shared = false;
   FileKey key;
   uint64_t size = 0;
   uint32_t dataset_id = 0;
@@ -45,5 +49,7 @@ void fd_unlock(int fd);
 
 // After fork: the child's threads are gone, so are their locks.
 void fd_reset_locks_after_fork();
+// Marks every tracked descriptor as shared with another process (see FdInfo).
+void fd_mark_all_shared();
 
 }  // namespace dc::shim

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "shim/agent_link.h"
+#include "shim/fd_table.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -74,20 +75,26 @@ char* const* with_shim_env(char* const* envp, char** out, char* preload_buf, cha
 
 }  // namespace
 
+// A spawned child inherits our open descriptions (those without close-on-exec) and
+// may read them while we do: from now on read() on them is left to the kernel. In a
+// vfork child (which shares our memory) marking here marks the parent's table.
 DC_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
   static decltype(&::execve) real;
+  fd_mark_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "execve")(path, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
 DC_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
   static decltype(&::execvpe) real;
+  fd_mark_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "execvpe")(file, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
 DC_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
   static decltype(&::fexecve) real;
+  fd_mark_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "fexecve")(fd, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
@@ -95,6 +102,7 @@ DC_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
 DC_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions,
                           const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   static decltype(&::posix_spawn) real;
+  fd_mark_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "posix_spawn")(pid, path, actions, attr, argv,
                                     with_shim_env(envp, env_out, preload_buf, socket_buf));
@@ -103,6 +111,7 @@ DC_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_a
 DC_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions,
                            const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   static decltype(&::posix_spawnp) real;
+  fd_mark_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "posix_spawnp")(pid, file, actions, attr, argv,
                                      with_shim_env(envp, env_out, preload_buf, socket_buf));

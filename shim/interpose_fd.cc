@@ -19,15 +19,19 @@ namespace {
 
 bool needs_mode(int flags) { return (flags & O_CREAT) || ((flags & O_TMPFILE) == O_TMPFILE); }
 
+// After fork, parent and child share every file description open at that moment.
+void after_fork_in_parent() { fd_mark_all_shared(); }
+
 void after_fork_in_child() {
   fd_reset_locks_after_fork();
+  fd_mark_all_shared();
   link_after_fork_child();
 }
 
 __attribute__((constructor)) void shim_init() {
   resolve_real();
   link_init();
-  pthread_atfork(nullptr, nullptr, after_fork_in_child);
+  pthread_atfork(nullptr, after_fork_in_parent, after_fork_in_child);
 }
 
 int finish_open(int fd, int flags) {
@@ -98,6 +102,7 @@ DC_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
 }
 
 DC_EXPORT int close(int fd) {
+  link_forget_fd(fd);  // an app closing the shim's own socket: stop using that number
   CloseTicket ticket;
   begin_close(fd, &ticket);  // clear first: the number may be reused the moment it closes
   int rc = g_real.close ? g_real.close(fd) : sys_close(fd);
@@ -112,12 +117,14 @@ DC_EXPORT int dup(int fd) {
 }
 
 DC_EXPORT int dup2(int fd, int target) {
+  if (fd != target) link_forget_fd(target);
   int nfd = g_real.dup2 ? g_real.dup2(fd, target) : sys_dup3(fd, target, 0);
   after_dup(fd, nfd);
   return nfd;
 }
 
 DC_EXPORT int dup3(int fd, int target, int flags) {
+  link_forget_fd(target);
   int nfd = g_real.dup3 ? g_real.dup3(fd, target, flags) : sys_dup3(fd, target, flags);
   after_dup(fd, nfd);
   return nfd;

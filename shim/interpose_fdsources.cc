@@ -22,6 +22,7 @@
 
 #include <cerrno>
 
+#include "shim/agent_link.h"
 #include "shim/fd_table.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
@@ -56,7 +57,10 @@ int fresh_pair(int rc, int fds[2]) {
 }  // namespace
 
 DC_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
-  if (!(flags & CLOSE_RANGE_CLOEXEC)) fd_clear_range(first, last);
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+    fd_clear_range(first, last);
+    link_forget_fd_range(first, last);
+  }
   DC_REAL(close_range);
   if (!real_close_range) {
     errno = ENOSYS;
@@ -66,7 +70,10 @@ DC_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
 }
 
 DC_EXPORT void closefrom(int lowfd) {
-  if (lowfd >= 0) fd_clear_range(static_cast<unsigned>(lowfd), ~0u);
+  if (lowfd >= 0) {
+    fd_clear_range(static_cast<unsigned>(lowfd), ~0u);
+    link_forget_fd_range(static_cast<unsigned>(lowfd), ~0u);
+  }
   DC_REAL(closefrom);
   if (real_closefrom) real_closefrom(lowfd);
 }

@@ -31,6 +31,9 @@ bool tracked_reader(int fd, FdInfo* fi) {
 // untouched for the caller's real call.
 template <typename ServeAt>
 ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at) {
+  // Another process may move a shared offset between our "get" and "set": only the
+  // kernel's read is atomic there.
+  if (fi.shared) return kNotServed;
   if (!fd_lock(fd)) return kNotServed;
   const int saved = errno;
   ssize_t r = kNotServed;

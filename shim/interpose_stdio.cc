@@ -68,22 +68,73 @@ bool is_tracked_reader(int fd) {
   return fd_lookup(fd, &fi, false) && fi.kind == SlotKind::kReader;
 }
 
-ssize_t cookie_read(void* c, char* buf, size_t n) { return read(static_cast<int>(reinterpret_cast<intptr_t>(c)), buf, n); }
+// The cookies of shim streams live in one fixed table, each naming its stream, so
+// freopen can tell a shim stream from glibc's own (glibc's freopen cannot reopen a
+// cookie stream: it crashes) and reach its descriptor. A fixed table, not malloc:
+// a lookup racing an fclose in another thread then never reads freed memory.
+struct Cookie {
+  FILE* stream;  // null: free; kClaimed: being set up
+  int fd;
+};
+
+constexpr size_t kMaxStreams = 8192;  // open shim streams; beyond, streams stay glibc's
+FILE* const kClaimed = reinterpret_cast<FILE*>(1);
+Cookie g_cookies[kMaxStreams];
+
+Cookie* claim_cookie(int fd) {
+  const size_t home = static_cast<size_t>(fd) % kMaxStreams;
+  for (size_t i = 0; i < kMaxStreams; ++i) {
+    Cookie& c = g_cookies[(home + i) % kMaxStreams];
+    FILE* expected = nullptr;
+    if (__atomic_compare_exchange_n(&c.stream, &expected, kClaimed, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+      c.fd = fd;
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+void release_cookie(Cookie* c) { __atomic_store_n(&c->stream, static_cast<FILE*>(nullptr), __ATOMIC_RELEASE); }
+
+Cookie* find_cookie(FILE* f) {
+  if (!f) return nullptr;
+  const int fd = f->_fileno;
+  const size_t home = fd >= 0 ? static_cast<size_t>(fd) % kMaxStreams : 0;
+  for (size_t i = 0; i < kMaxStreams; ++i) {
+    Cookie& c = g_cookies[(home + i) % kMaxStreams];
+    if (__atomic_load_n(&c.stream, __ATOMIC_ACQUIRE) == f) return &c;
+  }
+  return nullptr;
+}
+
+ssize_t cookie_read(void* c, char* buf, size_t n) { return read(static_cast<Cookie*>(c)->fd, buf, n); }
 
 int cookie_seek(void* c, off64_t* pos, int whence) {
-  off64_t r = lseek64(static_cast<int>(reinterpret_cast<intptr_t>(c)), *pos, whence);
+  off64_t r = lseek64(static_cast<Cookie*>(c)->fd, *pos, whence);
   if (r < 0) return -1;
   *pos = r;
   return 0;
 }
 
-int cookie_close(void* c) { return close(static_cast<int>(reinterpret_cast<intptr_t>(c))); }
+int cookie_close(void* c) {
+  auto* cookie = static_cast<Cookie*>(c);
+  const int fd = cookie->fd;
+  release_cookie(cookie);
+  return fd >= 0 ? close(fd) : 0;
+}
 
 // A stream over tracked fd `fd`. On failure the fd is left open for the caller.
 FILE* cookie_stream(int fd) {
+  Cookie* c = claim_cookie(fd);
+  if (!c) return nullptr;
   cookie_io_functions_t io{cookie_read, nullptr, cookie_seek, cookie_close};
-  FILE* f = fopencookie(reinterpret_cast<void*>(static_cast<intptr_t>(fd)), "r", io);
-  if (f) f->_fileno = fd;
+  FILE* f = fopencookie(c, "r", io);
+  if (!f) {
+    release_cookie(c);
+    return nullptr;
+  }
+  f->_fileno = fd;
+  __atomic_store_n(&c->stream, f, __ATOMIC_RELEASE);
   return f;
 }
 
@@ -137,15 +188,47 @@ DC_EXPORT FILE* fdopen(int fd, const char* mode) {
   return next(&g_stdio.fdopen, "fdopen")(fd, mode);
 }
 
-// freopen keeps the caller's FILE object, so it stays glibc's stream: correct, and
-// not served from the cache. Its old descriptor is closed inside glibc, unseen.
+// freopen keeps the caller's FILE object. glibc's own streams stay glibc's
+// (correct, not served from the cache); their old descriptor is closed inside
+// glibc, unseen, so its slot is cleared here. A shim stream is reopened here: for
+// a read mode its descriptor is swapped for the new file's and its buffer dropped;
+// any other mode fails, which the standard allows (the stream is closed).
 namespace {
+FILE* reopen_shim_stream(Cookie* c, const char* path, const char* mode, FILE* stream) {
+  bool cloexec = false;
+  if (!plain_read_mode(mode, &cloexec)) {
+    fclose(stream);
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (!path) {  // same file, new mode: a read mode changes nothing for us
+    clearerr(stream);
+    return stream;
+  }
+  const int fd = open(path, O_RDONLY | (cloexec ? O_CLOEXEC : 0));
+  if (fd < 0) {
+    const int e = errno;
+    fclose(stream);
+    errno = e;
+    return nullptr;
+  }
+  const int old_fd = c->fd;
+  c->fd = fd;
+  stream->_fileno = fd;
+  close(old_fd);
+  // Drop what was buffered from the old file and start at the new one's beginning.
+  fseeko64(stream, 0, SEEK_SET);
+  clearerr(stream);
+  return stream;
+}
+
 FILE* reopen_stream(FILE* (*real)(const char*, const char*, FILE*), const char* path, const char* mode,
                     FILE* stream) {
   if (!real) {
     errno = ENOSYS;
     return nullptr;
   }
+  if (Cookie* c = find_cookie(stream)) return reopen_shim_stream(c, path, mode, stream);
   CloseTicket ticket;
   const int old_fd = stream ? stream->_fileno : -1;
   if (old_fd >= 0) begin_close(old_fd, &ticket);

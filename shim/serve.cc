@@ -22,6 +22,14 @@ void note_hit(uint32_t slot, uint64_t key_lo, uint64_t block) {
   link_record_hit(slot, key_lo);
 }
 
+// The read that made a block resident is that block's first use, not a reuse: if
+// it were reported, every block would look re-referenced to the eviction policy,
+// which would then keep nothing (LRU-like thrashing under epochs).
+void note_fetched(uint64_t key_lo, uint64_t block) {
+  t_last_hit_key = key_lo;
+  t_last_hit_block = block;
+}
+
 }  // namespace
 
 ssize_t serve_pread(int fd, const FdInfo& fi, void* buf, size_t len, uint64_t off) {
@@ -33,6 +41,7 @@ ssize_t serve_pread(int fd, const FdInfo& fi, void* buf, size_t len, uint64_t of
   auto* out = static_cast<uint8_t*>(buf);
   uint64_t done = 0;
   uint64_t last_fetched = UINT64_MAX;
+  uint64_t fetched_end = 0;  // blocks [last_fetched, fetched_end) came in for this call
   bool fetched = false;
   FdInfo with_path;
   bool have_path = false;
@@ -43,7 +52,8 @@ ssize_t serve_pread(int fd, const FdInfo& fi, void* buf, size_t len, uint64_t of
     uint64_t n = view->page_size - in_page;
     if (n > end - pos) n = end - pos;
     uint32_t slot = 0;
-    const int64_t r = arena_copy(*view, fi.key, page_no, in_page, static_cast<uint32_t>(n), out + done, &slot);
+    const int64_t r =
+        arena_copy(*view, fi.key, page_no, in_page, static_cast<uint32_t>(n), out + done, &slot, link_map_slot);
     const uint64_t block = pos >> view->block_shift;
     if (r == kArenaMiss) {
       if (block == last_fetched) break;  // fetched, yet gone again: read the rest directly
@@ -56,13 +66,15 @@ ssize_t serve_pread(int fd, const FdInfo& fi, void* buf, size_t len, uint64_t of
       if (count > ctl::kMaxFetchBlocks) count = ctl::kMaxFetchBlocks;
       if (!link_fetch(with_path, block, static_cast<uint32_t>(count))) break;
       last_fetched = block;
+      fetched_end = block + count;
       fetched = true;
       view = link_arena();  // the agent may have restarted with a new arena
       if (!view) break;
       continue;
     }
     if (r <= 0) break;
-    note_hit(slot, fi.key.lo, block);
+    if (fetched && block >= last_fetched && block < fetched_end) note_fetched(fi.key.lo, block);
+    else note_hit(slot, fi.key.lo, block);
     done += static_cast<uint64_t>(r);
     if (static_cast<uint64_t>(r) < n) break;
   }

@@ -13,8 +13,11 @@ namespace dc {
 
 class Arena {
  public:
-  // Creates a sealed memfd holding header, index and `page_count` pages.
-  static Result<Arena*> create(uint32_t page_size, uint32_t block_size, uint32_t page_count);
+  // Creates a sealed memfd holding header, index and `page_count` pages, backed by
+  // transparent huge pages when `huge_pages` and the kernel allow it.
+  static Result<Arena*> create(uint32_t page_size, uint32_t block_size, uint32_t page_count,
+                               bool huge_pages = false);
+  bool huge_pages() const { return huge_; }
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
@@ -52,6 +55,7 @@ class Arena {
   uint8_t* pages_ = nullptr;
   uint32_t mask_ = 0;
   uint32_t used_entries_ = 0;
+  bool huge_ = false;
 };
 
 }  // namespace dc

@@ -50,16 +50,17 @@ void BlockCache::evict(Handle h) {
 }
 
 BlockCache::Begin BlockCache::begin(FileKey key, uint64_t block, uint32_t len, Token token,
-                                    Handle* out) {
+                                    Handle* out, bool prefetch) {
   const BlockId id{key, block};
   if (auto it = map_.find(id); it != map_.end()) {
     Block& b = blocks_[it->second];
     *out = it->second;
     if (b.state == State::kResident) {
-      policy_.touch(it->second);
+      if (!prefetch) policy_.touch(it->second);
       return Begin::kResident;
     }
-    b.waiters.push_back(token);
+    if (!prefetch) b.prefetch = false;  // a reader wants it now: its read is a first use
+    if (token != kNoWaiter) b.waiters.push_back(token);
     return Begin::kJoined;
   }
   const uint32_t ps = arena_.page_size();
@@ -79,7 +80,9 @@ BlockCache::Begin BlockCache::begin(FileKey key, uint64_t block, uint32_t len, T
     slot_owner_[s] = h;
     b.slots.push_back(s);
   }
-  b.waiters.assign(1, token);
+  b.prefetch = prefetch;
+  b.waiters.clear();
+  if (token != kNoWaiter) b.waiters.push_back(token);
   map_.emplace(id, h);
   filling_pages_ += pages;
   *out = h;
@@ -122,17 +125,20 @@ std::vector<BlockCache::Token> BlockCache::finish(Handle h, bool ok) {
   if (!all) ++unpublishable_;  // readers will miss those pages and read the fd
   b.state = State::kResident;
   resident_pages_ += b.pages;
-  policy_.insert(h, b.pages);
+  policy_.insert(h, b.pages, b.prefetch);
   return waiters;
 }
 
-void BlockCache::record_hit(uint32_t slot, uint32_t key_lo32) {
-  if (slot >= slot_owner_.size()) return;
+bool BlockCache::record_hit(uint32_t slot, uint32_t key_lo32, FileKey* key, uint64_t* block) {
+  if (slot >= slot_owner_.size()) return false;
   Handle h = slot_owner_[slot];
-  if (h == kNoOwner) return;
+  if (h == kNoOwner) return false;
   const Block& b = blocks_[h];
-  if (b.state != State::kResident || static_cast<uint32_t>(b.id.key.lo) != key_lo32) return;
+  if (b.state != State::kResident || static_cast<uint32_t>(b.id.key.lo) != key_lo32) return false;
   policy_.touch(h);
+  *key = b.id.key;
+  *block = b.id.block;
+  return true;
 }
 
 uint32_t BlockCache::invalidate(FileKey key) {

@@ -29,16 +29,18 @@ class BlockCache {
 
   explicit BlockCache(Arena& arena);
 
-  // `len` is the block's byte length (short for a file's last block).
-  Begin begin(FileKey key, uint64_t block, uint32_t len, Token token, Handle* out);
+  // `len` is the block's byte length (short for a file's last block). A prefetch
+  // has no reader waiting (`token` is kNoWaiter) and its first read is no reuse.
+  Begin begin(FileKey key, uint64_t block, uint32_t len, Token token, Handle* out, bool prefetch = false);
+  static constexpr Token kNoWaiter = UINT64_MAX;
   // Destinations in the arena for a started fill, one iovec per page.
   void iovecs(Handle h, std::vector<iovec>* out);
   // Ends a fill. On success the pages are published to readers; either way the
   // waiting tokens are returned and the handle is released if it failed.
   std::vector<Token> finish(Handle h, bool ok);
 
-  // A shim read this page slot (hint from its hit ring).
-  void record_hit(uint32_t slot, uint32_t key_lo32);
+  // A shim read this page slot (hint from its hit ring). On success names the block.
+  bool record_hit(uint32_t slot, uint32_t key_lo32, FileKey* key, uint64_t* block);
   // Drops every resident block of `key`; returns pages dropped.
   uint32_t invalidate(FileKey key);
 
@@ -46,6 +48,7 @@ class BlockCache {
   uint64_t filling_pages() const { return filling_pages_; }
   uint64_t evictions() const { return evictions_; }
   uint64_t unpublishable() const { return unpublishable_; }
+  uint64_t resident_or_filling(FileKey key, uint64_t block) const { return map_.count(BlockId{key, block}); }
   const EvictionPolicy& policy() const { return policy_; }
 
  private:
@@ -65,7 +68,8 @@ class BlockCache {
     uint32_t len = 0;
     uint32_t pages = 0;
     State state = State::kFree;
-    bool discard = false;  // invalidated while filling
+    bool discard = false;   // invalidated while filling
+    bool prefetch = false;  // brought in by readahead, no demand for it yet
     std::vector<uint32_t> slots;
     std::vector<Token> waiters;
   };

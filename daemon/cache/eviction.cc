@@ -39,12 +39,13 @@ void EvictionPolicy::unlink(List& l, Id id) {
   l.pages -= n.pages;
 }
 
-void EvictionPolicy::insert(Id id, uint32_t pages) {
+void EvictionPolicy::insert(Id id, uint32_t pages, bool prefetched) {
   if (contains(id)) erase(id);
   Node& n = node(id);
   n.pages = pages;
   n.where = Where::kProbation;
   n.referenced = false;
+  n.prefetched = prefetched;
   clock_ += pages;
   n.last_access = clock_;
   link_tail(probation_, id);
@@ -66,6 +67,11 @@ void EvictionPolicy::touch(Id id) {
   Node& n = nodes_[id];
   clock_ += n.pages;
   const uint64_t now = clock_;
+  if (n.prefetched) {
+    n.prefetched = false;
+    n.last_access = now;
+    return;
+  }
   if (n.where == Where::kMain) {
     note_reuse(now - n.last_access);
     unlink(main_, id);

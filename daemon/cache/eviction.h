@@ -33,7 +33,9 @@ class EvictionPolicy {
 
   explicit EvictionPolicy(uint64_t capacity_pages, uint32_t probation_divisor = 32);
 
-  void insert(Id id, uint32_t pages);  // a newly resident block (into probation)
+  // A newly resident block (into probation). A prefetched block's first read is
+  // its first use, not a reuse: it neither marks it referenced nor counts as reuse.
+  void insert(Id id, uint32_t pages, bool prefetched = false);
   void touch(Id id);                   // the block was read
   void erase(Id id);                   // the block left for another reason
   bool contains(Id id) const;
@@ -54,6 +56,7 @@ class EvictionPolicy {
     uint32_t pages = 0;
     Where where = Where::kNone;
     bool referenced = false;
+    bool prefetched = false;  // not yet read since readahead brought it in
   };
   struct List {
     Id head = kNil, tail = kNil;  // head: oldest (FIFO front / LRU end)

@@ -109,8 +109,15 @@ Status parse_agent(const toml::table& t, Config& c, const std::string& src) {
 }
 
 Status parse_cache(const toml::table& t, Config& c, const std::string& src) {
-  if (auto s = check_keys(t, "cache.", {"memory", "page_size", "block_size", "max_open_files"}, src); !s)
+  if (auto s = check_keys(t, "cache.", {"memory", "page_size", "block_size", "max_open_files", "huge_pages"}, src);
+      !s)
     return s;
+  if (auto* n = t.get("huge_pages")) {
+    auto v = string_value(*n, "cache.huge_pages", src);
+    if (!v) return v.error();
+    if (*v != "auto" && *v != "off") return key_error(src, n, "cache.huge_pages", "expected \"auto\" or \"off\"");
+    c.huge_pages = *v == "auto";
+  }
   if (auto* n = t.get("memory")) {
     auto v = size_value(*n, "cache.memory", src);
     if (!v) return v.error();

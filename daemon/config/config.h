@@ -27,6 +27,7 @@ struct Config {
   uint32_t page_size = 64 * 1024;
   uint32_t block_size = 1024 * 1024;
   uint32_t max_open_files = 4096;      // origin descriptors kept open
+  bool huge_pages = true;              // "auto": back the arena with huge pages if possible
   // [origin]
   uint32_t io_depth = 64;              // io_uring queue entries
   std::vector<DatasetConfig> datasets;

@@ -21,6 +21,7 @@ struct AgentCounters {
   uint64_t sessions_opened = 0;
   uint64_t sessions_rejected = 0;  // peer credentials not allowed
   uint64_t invalidations = 0;
+  uint64_t readahead_blocks = 0;   // fills started by readahead, not by a reader
 };
 
 // Sums of shim-side counters (from each client's region), live plus departed.

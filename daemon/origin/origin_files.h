@@ -20,6 +20,7 @@ struct OriginFile {
   int fd = -1;
   uint64_t size = 0;
   FileKey key;
+  uint32_t direct_align = 0;  // O_DIRECT: reads must be multiples of this; 0 if buffered
 };
 
 class OriginFiles {

@@ -31,7 +31,8 @@ OriginReader::~OriginReader() {
   if (event_fd_ >= 0) close(event_fd_);
 }
 
-void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t user) {
+void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t expect,
+                          uint64_t user) {
   uint32_t idx;
   if (!free_ops_.empty()) {
     idx = free_ops_.back();
@@ -45,6 +46,7 @@ void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset
   op.iov = iov;
   op.first = 0;
   op.offset = offset;
+  op.remaining = expect;
   op.user = user;
   op.active = true;
   issue(idx);
@@ -85,18 +87,13 @@ void OriginReader::reap(const Done& done) {
     io_uring_cqe_seen(&ring_, cqe);
     --in_flight_;
     Op& op = ops_[idx];
-    size_t want = 0;
-    for (size_t i = op.first; i < op.iov.size(); ++i) want += op.iov[i].iov_len;
     bool finished = false, ok = false;
     int err = 0;
     if (res < 0) {
-      finished = true;
       err = -res;
-      if (err == EAGAIN || err == EINTR) {
-        finished = false;  // try again as is
-      }
-    } else if (static_cast<size_t>(res) == want) {
-      bytes_read_ += static_cast<uint64_t>(res);
+      finished = !(err == EAGAIN || err == EINTR);  // else: try again as is
+    } else if (static_cast<uint64_t>(res) >= op.remaining) {
+      bytes_read_ += op.remaining;
       finished = ok = true;
     } else if (res == 0) {
       finished = true;  // the file shrank under us
@@ -104,9 +101,10 @@ void OriginReader::reap(const Done& done) {
     } else {
       // Short read: continue after the bytes that arrived.
       bytes_read_ += static_cast<uint64_t>(res);
+      op.remaining -= static_cast<uint64_t>(res);
       size_t got = static_cast<size_t>(res);
       op.offset += got;
-      while (got > 0) {
+      while (got > 0 && op.first < op.iov.size()) {
         iovec& v = op.iov[op.first];
         if (got >= v.iov_len) {
           got -= v.iov_len;
@@ -116,6 +114,10 @@ void OriginReader::reap(const Done& done) {
           v.iov_len -= got;
           got = 0;
         }
+      }
+      if (op.first >= op.iov.size()) {
+        finished = true;  // buffers full yet bytes missing: cannot happen; fail safe
+        err = EIO;
       }
     }
     if (!finished) {

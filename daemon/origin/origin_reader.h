@@ -25,8 +25,10 @@ class OriginReader {
   OriginReader& operator=(const OriginReader&) = delete;
 
   int event_fd() const { return event_fd_; }
-  // Reads `len` bytes at `offset` of `fd` into `iov`. The iovec array is copied.
-  void submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t user);
+  // Reads at `offset` of `fd` into `iov` (copied). The read succeeds once `expect`
+  // bytes have arrived: the buffers may be longer (an O_DIRECT read is rounded up
+  // to the device's block size and ends short at end of file).
+  void submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t expect, uint64_t user);
   // Drains completions (call when event_fd() is readable), resubmitting short reads.
   void reap(const Done& done);
   uint64_t bytes_read() const { return bytes_read_; }
@@ -38,6 +40,7 @@ class OriginReader {
     std::vector<iovec> iov;
     size_t first = 0;  // iov[first..] remain
     uint64_t offset = 0;
+    uint64_t remaining = 0;  // bytes still expected
     uint64_t user = 0;
     bool active = false;
   };

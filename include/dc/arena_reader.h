@@ -71,8 +71,11 @@ enum : int64_t { kArenaMiss = -1 };
 // is the file's last and ends early; 0 if it ends at or before `off`), or kArenaMiss
 // when the page is absent or changed during the copy. `*slot_out` names the page
 // slot for hit records.
+// `before_copy`, if given, runs with the slot found, before its bytes are read (the
+// shim maps pages in bulk there rather than taking one fault per 4 KiB).
+using BeforeCopy = void (*)(const ArenaView&, uint32_t slot);
 inline int64_t arena_copy(const ArenaView& v, FileKey key, uint64_t page_no, uint32_t off,
-                          uint32_t len, void* dst, uint32_t* slot_out) {
+                          uint32_t len, void* dst, uint32_t* slot_out, BeforeCopy before_copy = nullptr) {
   uint64_t pos = abi::arena_index_home(key.hi, key.lo, page_no, v.index_mask + 1);
   for (uint32_t probe = 0; probe < v.max_probe; ++probe, pos = (pos + 1) & v.index_mask) {
     const abi::IndexEntry* e = &v.index[pos];
@@ -91,6 +94,7 @@ inline int64_t arena_copy(const ArenaView& v, FileKey key, uint64_t page_no, uin
     if (slot >= v.page_count || plen > v.page_size) return kArenaMiss;  // torn: retry later
     uint32_t n = 0;
     if (off < plen) n = (plen - off < len) ? plen - off : len;
+    if (before_copy && n) before_copy(v, slot);
     if (n) memcpy(dst, v.pages + (static_cast<uint64_t>(slot) << v.page_shift) + off, n);
     if (!seq_read_valid(&e->seq, s1)) return kArenaMiss;
     if (slot_out) *slot_out = slot;

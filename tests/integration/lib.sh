@@ -91,3 +91,4 @@ EOP
 }
 
 shim() { LD_PRELOAD="$SHIM" "$@"; }
+export SHIM

@@ -102,7 +102,11 @@ TEST_F(ArenaIndexTest, HeaderDescribesTheArena) {
   EXPECT_EQ(h.index_offset, sizeof(abi::ArenaHeader));
   EXPECT_EQ(h.pages_offset % h.page_size, 0u);
   EXPECT_GE(h.pages_offset, h.index_offset + uint64_t{h.index_capacity} * sizeof(abi::IndexEntry));
-  EXPECT_EQ(h.total_size, h.pages_offset + uint64_t{h.page_count} * h.page_size);
+  // Whole 2 MiB pages (so the arena can be backed by huge pages), with the page
+  // area inside and less than one huge page of slack after it.
+  EXPECT_EQ(h.total_size % (2u << 20), 0u);
+  EXPECT_GE(h.total_size, h.pages_offset + uint64_t{h.page_count} * h.page_size);
+  EXPECT_LT(h.total_size - (h.pages_offset + uint64_t{h.page_count} * h.page_size), 2u << 20);
   EXPECT_EQ(h.total_size, arena_->size());
   EXPECT_EQ(h.generation, arena_->generation());
   EXPECT_EQ(h.generation & 1, 1u);  // never 0, so 0 can mean "no arena"
@@ -508,8 +512,10 @@ TEST_F(ViewInitTest, RejectsBadGeometry) {
   EXPECT_FALSE(InitWith([](abi::ArenaHeader& h) { h.index_capacity *= 2; }));
   EXPECT_FALSE(InitWith([](abi::ArenaHeader& h) { h.index_offset = 0; }));
   EXPECT_FALSE(InitWith([](abi::ArenaHeader& h) { h.pages_offset = h.index_offset; }));
-  // Pages running past the end.
-  EXPECT_FALSE(InitWith([](abi::ArenaHeader& h) { h.page_count += 1; }));
+  // Pages running past the end (beyond the slack up to the next huge page).
+  EXPECT_FALSE(InitWith([](abi::ArenaHeader& h) {
+    h.page_count += static_cast<uint32_t>((h.total_size - h.pages_offset) / h.page_size - h.page_count + 1);
+  }));
 }
 
 // Offsets near 2^64 make the bounds sums wrap around: the view would then point

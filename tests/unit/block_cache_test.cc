@@ -264,14 +264,18 @@ TEST_F(BlockCacheTest, RecordHitTouchesOnlyTheMatchingBlock) {
   uint8_t byte;
   ASSERT_GE(arena_copy(view_, k, 0, 0, 1, &byte, &slot), 0);
   const uint64_t t0 = cache_->policy().now();
-  cache_->record_hit(slot, static_cast<uint32_t>(k.lo));
+  FileKey hit_key;
+  uint64_t hit_block = 99;
+  EXPECT_TRUE(cache_->record_hit(slot, static_cast<uint32_t>(k.lo), &hit_key, &hit_block));
+  EXPECT_TRUE(hit_key == k);
+  EXPECT_EQ(hit_block, 0u);
   const uint64_t t1 = cache_->policy().now();
   EXPECT_GT(t1, t0);
   // Stale records (slot reused by another file), free slots and garbage are ignored.
-  cache_->record_hit(slot, static_cast<uint32_t>(k.lo) + 1);
-  cache_->record_hit(slot + kPagesPerBlock, static_cast<uint32_t>(k.lo));
-  cache_->record_hit(kPageCount + 5, static_cast<uint32_t>(k.lo));
-  cache_->record_hit(UINT32_MAX, 0);
+  EXPECT_FALSE(cache_->record_hit(slot, static_cast<uint32_t>(k.lo) + 1, &hit_key, &hit_block));
+  EXPECT_FALSE(cache_->record_hit(slot + kPagesPerBlock, static_cast<uint32_t>(k.lo), &hit_key, &hit_block));
+  EXPECT_FALSE(cache_->record_hit(kPageCount + 5, static_cast<uint32_t>(k.lo), &hit_key, &hit_block));
+  EXPECT_FALSE(cache_->record_hit(UINT32_MAX, 0, &hit_key, &hit_block));
   EXPECT_EQ(cache_->policy().now(), t1);
 }
 
