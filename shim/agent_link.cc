@@ -360,7 +360,24 @@ void link_init() {
 
 const ShimEnv& link_start_env() { return g_start_env; }
 
-bool shim_enabled() { return g_enabled; }
+namespace {
+uint32_t g_init_state = 0;  // 0: not started, 1: running, 2: done
+}
+
+bool shim_enabled() {
+  uint32_t state = __atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE);
+  if (__builtin_expect(state != 2, 0)) {
+    if (state == 1) return false;  // another thread is initialising: pass through
+    uint32_t expected = 0;
+    if (__atomic_compare_exchange_n(&g_init_state, &expected, 1u, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      shim_global_init();
+      __atomic_store_n(&g_init_state, 2u, __ATOMIC_RELEASE);
+    } else if (expected != 2) {
+      return false;
+    }
+  }
+  return g_enabled;
+}
 
 const DatasetList* link_datasets() {
   const DatasetList* d = __atomic_load_n(&g_datasets, __ATOMIC_ACQUIRE);
@@ -492,6 +509,9 @@ void link_forget_fd(int fd) {
   if (fd < 0) return;
   for (auto& c : g_conns) {
     if (c.fd != fd) continue;
+    // A vfork child closing its copy of our socket must not make the parent forget
+    // (and so leak) its own.
+    if (link_in_foreign_process()) return;
     c.fd = -1;
     if (g_region_owner == static_cast<int>(&c - g_conns)) __atomic_store_n(&g_region_owner, -1, __ATOMIC_RELEASE);
   }

@@ -25,9 +25,13 @@ struct DatasetList {
   Dataset items[ctl::kMaxDatasets];
 };
 
-// Reads the environment (DC_SOCKET, DC_SHIM_DISABLE, DC_SHIM_EXCLUDE). Called
-// from the constructor.
+// Reads the environment (DC_SOCKET, DC_SHIM_DISABLE, DC_SHIM_EXCLUDE).
 void link_init();
+// Whole-shim initialisation (real functions, environment, fork handlers), defined
+// in interpose_fd.cc. Runs once, from the constructor or from the first wrapper
+// that needs it, whichever comes first: other libraries' constructors may open
+// files before ours has run.
+void shim_global_init();
 
 // What this process started with, for exec'd children (copied at start: the
 // program may change its environment later).
@@ -37,6 +41,7 @@ struct ShimEnv {
   char socket[108];      // DC_SOCKET as started ("" if none)
 };
 const ShimEnv& link_start_env();
+// Initialises the shim on first call; false while another thread is initialising it.
 bool shim_enabled();
 
 // The dataset roots, connecting to the agent first if none are known yet

@@ -28,11 +28,17 @@ void after_fork_in_child() {
   link_after_fork_child();
 }
 
-__attribute__((constructor)) void shim_init() {
+__attribute__((constructor)) void shim_constructor() { shim_enabled(); }
+
+}  // namespace
+
+void dc::shim::shim_global_init() {
   resolve_real();
   link_init();
   pthread_atfork(nullptr, after_fork_in_parent, after_fork_in_child);
 }
+
+namespace {
 
 int finish_open(int fd, int flags) {
   if (fd >= 0) track_opened(fd, flags);

@@ -57,7 +57,9 @@ int fresh_pair(int rc, int fds[2]) {
 }  // namespace
 
 DC_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
-  if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+  // A vfork child (e.g. Python's subprocess closing inherited fds) closes its own
+  // copies: the parent's table and sockets, which it shares memory with, stay.
+  if (!(flags & CLOSE_RANGE_CLOEXEC) && !link_in_foreign_process()) {
     fd_clear_range(first, last);
     link_forget_fd_range(first, last);
   }
@@ -70,7 +72,7 @@ DC_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
 }
 
 DC_EXPORT void closefrom(int lowfd) {
-  if (lowfd >= 0) {
+  if (lowfd >= 0 && !link_in_foreign_process()) {
     fd_clear_range(static_cast<unsigned>(lowfd), ~0u);
     link_forget_fd_range(static_cast<unsigned>(lowfd), ~0u);
   }

@@ -29,7 +29,7 @@ long fd_path(int fd, char* out, size_t cap) {
 }  // namespace
 
 void track_opened(int fd, int flags) {
-  if (!shim_enabled() || link_in_foreign_process()) return;
+  if (!shim_enabled()) return;
   const int saved = errno;
   // Whatever this number meant before (a descriptor closed behind our back) is gone.
   fd_clear(fd);
@@ -49,6 +49,9 @@ void track_opened(int fd, int flags) {
     info.path_len = rel_len;
     memcpy(info.path, rel, rel_len);
     info.path[rel_len] = '\0';
+    // Only now, for a dataset file, the one check that costs a system call: a vfork
+    // child shares our memory, and must not fill the parent's table with its fds.
+    if (link_in_foreign_process()) break;
     if ((flags & O_ACCMODE) != O_RDONLY) {
       // A writer of a dataset file: drop what is cached of it now, and again at
       // close (a same-size rewrite within one mtime tick keeps the file key).
@@ -70,9 +73,10 @@ void track_opened(int fd, int flags) {
   errno = saved;
 }
 
+// Clearing a slot is always safe (at worst the parent of a vfork child loses the
+// cache for that number), so no vfork check here: close stays one system call.
 void begin_close(int fd, CloseTicket* t) {
   t->invalidate = false;
-  if (link_in_foreign_process()) return;  // a vfork child: the table is the parent's
   FdInfo info;
   if (!fd_lookup(fd, &info, true)) return;
   if (info.kind == SlotKind::kWriter) {
