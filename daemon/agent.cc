@@ -20,7 +20,7 @@
 namespace dc {
 namespace {
 
-enum Kind : uint64_t { kListen = 1, kTimer = 2, kSignal = 3, kIo = 4, kSession = 5 };
+enum Kind : uint64_t { kListen = 1, kTimer = 2, kSignal = 3, kIo = 4, kSession = 5, kPeer = 6 };
 constexpr uint64_t tag(Kind k, uint64_t id = 0) { return (uint64_t{k} << 56) | id; }
 constexpr uint64_t kIdMask = (uint64_t{1} << 56) - 1;
 constexpr int kTickMs = 20;
@@ -95,6 +95,9 @@ Status Agent::start() {
   if (!add(listen_.fd, tag(kListen)) || !add(timer_fd_, tag(kTimer)) ||
       !add(signal_fd_, tag(kSignal)) || !add(reader_->event_fd(), tag(kIo)))
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + strerror(errno));
+  if (config_.cluster.enabled) {
+    if (auto st = start_cluster(); !st) return st;
+  }
   watchdog_usec_ = watchdog_interval_usec();
   DC_LOG_INFO("listening on %s; arena %s in %u pages of %s (%s total mapped, %s); readahead up to %llu blocks",
               listen_.path.c_str(),
@@ -135,8 +138,11 @@ int Agent::run() {
           break;
         }
         case kSession: on_session_readable(data & kIdMask); break;
+        case kPeer: cluster_->on_event(data & kIdMask, events[i].events); break;
       }
     }
+    // Requests queued while handling this batch leave together (coalesced).
+    if (cluster_) cluster_->flush_all();
   }
   notify_systemd("STOPPING=1");
   return 0;
@@ -146,6 +152,7 @@ void Agent::on_tick() {
   uint64_t expirations;
   while (read(timer_fd_, &expirations, sizeof expirations) > 0) {
   }
+  if (cluster_) cluster_->tick(now_ms());
   if (watchdog_usec_) {
     uint64_t now = now_ms();
     if ((now - last_watchdog_ms_) * 1000 >= watchdog_usec_ / 2) {
@@ -254,6 +261,8 @@ void Agent::handle(Session& s, const Request& r) {
     case ctl::Op::kFetch: handle_fetch(s, r); break;
     case ctl::Op::kInvalidate: handle_invalidate(s, r); break;
     case ctl::Op::kStats: handle_stats(s, r); break;
+    case ctl::Op::kRing:
+    case ctl::Op::kPeers: handle_text(s, r); break;
     default: close_session(s.id, "unexpected opcode"); break;
   }
 }

@@ -12,6 +12,7 @@
 #include "common/result.h"
 #include "daemon/cache/arena.h"
 #include "daemon/cache/block_cache.h"
+#include "daemon/cluster/cluster.h"
 #include "daemon/config/config.h"
 #include "daemon/control/messages.h"
 #include "daemon/control/socket_io.h"
@@ -41,6 +42,7 @@ class Agent {
     abi::ClientRegionHeader* region = nullptr;
     uint64_t ring_tail = 0;
   };
+  static constexpr uint64_t kPeerTokenBit = 1ULL << 63;  // fill tokens of peer requests
   struct PendingFetch {
     uint64_t session_id = 0;
     uint32_t request_id = 0;
@@ -62,8 +64,19 @@ class Agent {
   void block_done(uint64_t token, bool ok);
   void reply_fetch(uint64_t pending_id);
   void drain_hit_rings();
-  void prefetch(const OriginFile& file, FileKey key, Readahead::Plan plan);
+  void prefetch(const OriginFile& file, FileKey key, uint32_t dataset_id, const std::string& path,
+                Readahead::Plan plan);
   void submit_fill(const OriginFile& file, BlockCache::Handle h, uint64_t block, uint32_t len);
+  // Starts making `block` resident: from its owner if another live member owns it,
+  // else from the origin. Returns what BlockCache::begin said.
+  BlockCache::Begin begin_block(const OriginFile& file, FileKey key, uint32_t dataset_id, const std::string& path,
+                                uint64_t block, uint64_t token, bool prefetch, BlockCache::Handle* h);
+  // agent_cluster.cc
+  Status start_cluster();
+  void on_peer_fetched(uint64_t handle, bool ok, bool crc_error);
+  void serve_peer(const PeerServeRequest& req);
+  void peer_request_done(uint64_t id, bool ok);
+  void handle_text(Session& s, const Request& r);
   void on_tick();
   StatList collect_stats();
   void send_or_close(Session& s, const void* data, size_t len, const std::vector<int>& fds = {});
@@ -74,6 +87,19 @@ class Agent {
   std::unique_ptr<OriginReader> reader_;
   std::unique_ptr<OriginFiles> origin_;
   std::unique_ptr<Readahead> readahead_;
+  std::unique_ptr<Cluster> cluster_;
+  struct PeerFill {  // a block being fetched from its owner
+    FileKey key;
+    uint32_t dataset_id = 0;
+    std::string path;
+    uint64_t block = 0;
+    uint32_t len = 0;
+    int owner = 0;
+    int attempts = 0;
+  };
+  std::unordered_map<uint64_t, PeerFill> peer_fills_;  // by block handle
+  std::unordered_map<uint64_t, PeerServeRequest> peer_requests_;
+  uint64_t next_peer_request_ = 1;
   ListenSocket listen_;
   int epoll_fd_ = -1;
   int timer_fd_ = -1;

@@ -130,15 +130,15 @@ void Agent::handle_fetch(Session& s, const Request& r) {
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t block = r.first_block + i;
     const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - block * bs));
+    (void)len;
     BlockCache::Handle h;
-    switch (cache_->begin(r.key, block, len, make_token(pid, i), &h)) {
+    switch (begin_block(*file, r.key, r.dataset_id, r.path, block, make_token(pid, i), false, &h)) {
       case BlockCache::Begin::kResident:
         p.ok[i] = 1;
         --p.remaining;
         break;
-      case BlockCache::Begin::kJoined: break;
+      case BlockCache::Begin::kJoined:
       case BlockCache::Begin::kStarted:
-        submit_fill(*file, h, block, len);
         break;
       case BlockCache::Begin::kNoSpace:
         p.failure = ctl::Status::kNoSpace;
@@ -147,22 +147,41 @@ void Agent::handle_fetch(Session& s, const Request& r) {
     }
   }
   const bool done = p.remaining == 0;
-  prefetch(*file, r.key, readahead_->on_fetch(r.key, {r.dataset_id, r.path}, r.first_block, count, nblocks));
+  prefetch(*file, r.key, r.dataset_id, r.path,
+           readahead_->on_fetch(r.key, {r.dataset_id, r.path}, r.first_block, count, nblocks));
   if (done) reply_fetch(pid);
 }
 
-void Agent::prefetch(const OriginFile& file, FileKey key, Readahead::Plan plan) {
+void Agent::prefetch(const OriginFile& file, FileKey key, uint32_t dataset_id, const std::string& path,
+                     Readahead::Plan plan) {
   const uint64_t bs = arena_->block_size();
   for (uint64_t block = plan.first; block < plan.first + plan.count; ++block) {
     if (block * bs >= file.size) break;
-    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file.size - block * bs));
     BlockCache::Handle h;
-    const auto begun = cache_->begin(key, block, len, BlockCache::kNoWaiter, &h, true);
+    const auto begun = begin_block(file, key, dataset_id, path, block, BlockCache::kNoWaiter, true, &h);
     if (begun == BlockCache::Begin::kNoSpace) break;
-    if (begun != BlockCache::Begin::kStarted) continue;
-    submit_fill(file, h, block, len);
-    ++counters_.readahead_blocks;
+    if (begun == BlockCache::Begin::kStarted) ++counters_.readahead_blocks;
   }
+}
+
+BlockCache::Begin Agent::begin_block(const OriginFile& file, FileKey key, uint32_t dataset_id, const std::string& path,
+                                     uint64_t block, uint64_t token, bool prefetch, BlockCache::Handle* h) {
+  const uint64_t bs = arena_->block_size();
+  const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file.size - block * bs));
+  const int owner = cluster_ ? cluster_->owner(key, block) : Cluster::kSelf;
+  const bool copy = owner >= 0;  // another live member owns it
+  const auto begun = cache_->begin(key, block, len, token, h, prefetch, copy);
+  if (begun != BlockCache::Begin::kStarted) return begun;
+  if (copy) {
+    std::vector<iovec> iov;
+    cache_->iovecs(*h, &iov);
+    if (cluster_->fetch(owner, key, block, len, config_.datasets[dataset_id].name, path, iov, *h)) {
+      peer_fills_[*h] = PeerFill{key, dataset_id, path, block, len, owner, 1};
+      return begun;
+    }
+  }
+  submit_fill(file, *h, block, len);
+  return begun;
 }
 
 void Agent::submit_fill(const OriginFile& file, BlockCache::Handle h, uint64_t block, uint32_t len) {
@@ -185,6 +204,10 @@ void Agent::on_fill_done(uint64_t handle, bool ok, int err) {
 }
 
 void Agent::block_done(uint64_t token, bool ok) {
+  if (token & kPeerTokenBit) {
+    peer_request_done(token & ~kPeerTokenBit, ok);
+    return;
+  }
   const uint64_t pid = token >> 8;
   auto it = pending_.find(pid);
   if (it == pending_.end()) return;
@@ -246,7 +269,7 @@ void Agent::drain_hit_rings() {
       if (plan.count == 0) continue;
       const Readahead::Origin* o = readahead_->origin_of(key);
       if (!o) continue;
-      if (auto file = origin_->get(o->dataset_id, o->path, key)) prefetch(*file, key, plan);
+      if (auto file = origin_->get(o->dataset_id, o->path, key)) prefetch(*file, key, o->dataset_id, o->path, plan);
     }
     s.ring_tail = tail;
   }
@@ -281,6 +304,14 @@ StatList Agent::collect_stats() {
       {"evictions", cache_->evictions()},
       {"invalidations", counters_.invalidations},
       {"readahead_blocks", counters_.readahead_blocks},
+      {"bytes_peer", cluster_ ? cluster_->counters().bytes_peer : 0},
+      {"bytes_served_to_peers", cluster_ ? cluster_->counters().bytes_served_to_peers : 0},
+      {"peer_fetches", cluster_ ? cluster_->counters().peer_fetches : 0},
+      {"peer_fetch_failures", cluster_ ? cluster_->counters().peer_fetch_failures : 0},
+      {"peer_crc_errors", cluster_ ? cluster_->counters().peer_crc_errors : 0},
+      {"peer_requests_served", cluster_ ? cluster_->counters().peer_requests_served : 0},
+      {"peers_rejected", cluster_ ? cluster_->counters().peers_rejected : 0},
+      {"cache_bytes_copies", cache_->copy_pages() * ps},
       {"bad_messages", counters_.bad_messages},
       {"sessions_rejected", counters_.sessions_rejected},
       {"origin_files_open", origin_->open_count()},

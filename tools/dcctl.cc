@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -17,7 +18,10 @@ namespace {
 
 void usage(FILE* out) {
   fprintf(out,
-          "usage: dcctl [--socket PATH] stats [--json]\n"
+          "usage: dcctl [--socket PATH] stats|ring|peers [--json]\n"
+          "  stats   counters of the agent and of the shims it serves\n"
+          "  ring    cluster members, weights, liveness and each one's share of blocks\n"
+          "  peers   connections to other members: state, bytes, errors\n"
           "The agent's socket is --socket, else $DC_SOCKET, else /run/dc/agent.sock.\n");
 }
 
@@ -94,6 +98,86 @@ int cmd_stats(int fd, bool json) {
   return 0;
 }
 
+// A flat reading of the agent's JSON (objects of scalars, arrays of such objects)
+// into rows for a table: enough for ring and peers, no general parser needed.
+using Row = std::vector<std::pair<std::string, std::string>>;
+
+void parse_rows(const std::string& j, Row* top, std::vector<Row>* rows) {
+  size_t i = 0;
+  int depth = 0;
+  Row cur;
+  std::string key;
+  auto read_string = [&](size_t& k) {
+    std::string out;
+    for (++k; k < j.size() && j[k] != '"'; ++k) {
+      if (j[k] == '\\' && k + 1 < j.size()) ++k;
+      out += j[k];
+    }
+    ++k;
+    return out;
+  };
+  while (i < j.size()) {
+    const char c = j[i];
+    if (c == '{') {
+      ++depth;
+      if (depth == 2) cur.clear();
+      ++i;
+    } else if (c == '}') {
+      if (depth == 2) rows->push_back(cur);
+      --depth;
+      ++i;
+    } else if (c == '"') {
+      std::string str = read_string(i);
+      while (i < j.size() && j[i] == ' ') ++i;
+      if (i < j.size() && j[i] == ':') {
+        key = str;
+        ++i;
+      } else {
+        (depth == 2 ? cur : *top).emplace_back(key, str);
+      }
+    } else if (c == '[' || c == ']' || c == ',' || c == ' ') {
+      ++i;
+    } else {
+      size_t e = i;
+      while (e < j.size() && j[e] != ',' && j[e] != '}' && j[e] != ']') ++e;
+      (depth == 2 ? cur : *top).emplace_back(key, j.substr(i, e - i));
+      i = e;
+    }
+  }
+}
+
+int cmd_text(int fd, dc::ctl::Op op, bool json) {
+  dc::ctl::MsgHeader req = dc::ctl::make_header(op, sizeof(dc::ctl::MsgHeader), 3);
+  std::vector<uint8_t> rep;
+  if (!request(fd, &req, sizeof req, &rep) || rep.size() < sizeof(dc::ctl::TextReply)) {
+    fprintf(stderr, "dcctl: no reply from the agent\n");
+    return 1;
+  }
+  dc::ctl::TextReply h;
+  memcpy(&h, rep.data(), sizeof h);
+  std::string text(reinterpret_cast<const char*>(rep.data()) + sizeof h,
+                   std::min<size_t>(h.length, rep.size() - sizeof h));
+  if (json) {
+    printf("%s\n", text.c_str());
+    return 0;
+  }
+  Row top;
+  std::vector<Row> rows;
+  parse_rows(text, &top, &rows);
+  for (auto& [k, v] : top) printf("%s: %s\n", k.c_str(), v.c_str());
+  if (rows.empty()) return 0;
+  for (auto& [k, v] : rows[0]) printf("%-16s", k.c_str());
+  printf("\n");
+  for (auto& row : rows) {
+    for (auto& [k, v] : row) {
+      if (v.size() > 15) v = v.substr(0, 15);
+      printf("%-16s", v.c_str());
+    }
+    printf("\n");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,7 +193,7 @@ int main(int argc, char** argv) {
       return 0;
     } else args.push_back(a);
   }
-  if (args.size() != 1 || args[0] != "stats") {
+  if (args.size() != 1 || (args[0] != "stats" && args[0] != "ring" && args[0] != "peers")) {
     usage(stderr);
     return 2;
   }
@@ -127,7 +211,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "dcctl: the agent did not answer hello\n");
     return 1;
   }
-  int rc = cmd_stats(fd, json);
+  int rc = args[0] == "stats" ? cmd_stats(fd, json)
+           : cmd_text(fd, args[0] == "ring" ? dc::ctl::Op::kRing : dc::ctl::Op::kPeers, json);
   close(fd);
   return rc;
 }

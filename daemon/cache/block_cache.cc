@@ -1,5 +1,7 @@
 #include "daemon/cache/block_cache.h"
 
+#include "daemon/net/crc32c.h"
+
 namespace dc {
 namespace {
 constexpr uint32_t kNoOwner = UINT32_MAX;
@@ -21,8 +23,24 @@ BlockCache::Handle BlockCache::new_handle() {
   return static_cast<Handle>(blocks_.size() - 1);
 }
 
-bool BlockCache::make_room(uint32_t pages) {
+// Copies of other nodes' blocks go first, and a copy may only displace copies:
+// the cluster's capacity is then close to the sum of its nodes' arenas.
+bool BlockCache::make_room(uint32_t pages, bool for_copy) {
+  auto evict_oldest_copy = [&]() {
+    for (Handle h : copies_) {
+      if (blocks_[h].state != State::kResident) continue;  // still filling: not yet
+      evict(h);
+      return true;
+    }
+    return false;
+  };
+  if (for_copy) {
+    while (copy_pages_ + pages > copies_cap_)
+      if (!evict_oldest_copy()) return false;
+  }
   while (free_slots_.size() < pages) {
+    if (evict_oldest_copy()) continue;
+    if (for_copy) return false;
     auto victim = policy_.pick_victim();
     if (!victim) return false;
     evict(*victim);
@@ -41,6 +59,12 @@ void BlockCache::evict(Handle h) {
     free_slots_.push_back(b.slots[i]);
   }
   if (b.state == State::kResident) resident_pages_ -= b.pages;
+  if (b.copy) {
+    copies_.erase(b.copy_pos);
+    copy_pages_ -= b.pages;
+    b.copy = false;
+  }
+  b.seg_crcs.clear();
   map_.erase(b.id);
   b.state = State::kFree;
   b.slots.clear();
@@ -50,7 +74,7 @@ void BlockCache::evict(Handle h) {
 }
 
 BlockCache::Begin BlockCache::begin(FileKey key, uint64_t block, uint32_t len, Token token,
-                                    Handle* out, bool prefetch) {
+                                    Handle* out, bool prefetch, bool copy) {
   const BlockId id{key, block};
   if (auto it = map_.find(id); it != map_.end()) {
     Block& b = blocks_[it->second];
@@ -65,9 +89,15 @@ BlockCache::Begin BlockCache::begin(FileKey key, uint64_t block, uint32_t len, T
   }
   const uint32_t ps = arena_.page_size();
   const uint32_t pages = len == 0 ? 1 : (len + ps - 1) / ps;
-  if (!make_room(pages)) return Begin::kNoSpace;
+  if (!make_room(pages, copy)) return Begin::kNoSpace;
   Handle h = new_handle();
   Block& b = blocks_[h];
+  b.copy = copy;
+  if (copy) {
+    copies_.push_back(h);
+    b.copy_pos = std::prev(copies_.end());
+    copy_pages_ += pages;
+  }
   b.id = id;
   b.len = len;
   b.pages = pages;
@@ -125,7 +155,14 @@ std::vector<BlockCache::Token> BlockCache::finish(Handle h, bool ok) {
   if (!all) ++unpublishable_;  // readers will miss those pages and read the fd
   b.state = State::kResident;
   resident_pages_ += b.pages;
-  policy_.insert(h, b.pages, b.prefetch);
+  if (compute_crcs_ && !b.copy) {
+    // Once, as the block enters the node: serving it to peers then needs no pass
+    // over its bytes (their CRC is combined from these).
+    std::vector<iovec> iov;
+    iovecs(h, &iov);
+    segment_crcs_iov(iov.data(), static_cast<int>(iov.size()), &b.seg_crcs);
+  }
+  if (!b.copy) policy_.insert(h, b.pages, b.prefetch);
   return waiters;
 }
 
@@ -155,6 +192,20 @@ uint32_t BlockCache::invalidate(FileKey key) {
     --evictions_;
   }
   return dropped;
+}
+
+}  // namespace dc
+
+namespace dc {
+
+bool BlockCache::resident_pages(FileKey key, uint64_t block, std::vector<iovec>* pages, uint32_t* len,
+                                const std::vector<uint32_t>** seg_crcs) {
+  auto it = map_.find(BlockId{key, block});
+  if (it == map_.end() || blocks_[it->second].state != State::kResident) return false;
+  iovecs(it->second, pages);
+  *len = blocks_[it->second].len;
+  *seg_crcs = &blocks_[it->second].seg_crcs;
+  return true;
 }
 
 }  // namespace dc

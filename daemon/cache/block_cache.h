@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <list>
 #include <unordered_map>
 #include <vector>
 
@@ -31,7 +32,18 @@ class BlockCache {
 
   // `len` is the block's byte length (short for a file's last block). A prefetch
   // has no reader waiting (`token` is kNoWaiter) and its first read is no reuse.
-  Begin begin(FileKey key, uint64_t block, uint32_t len, Token token, Handle* out, bool prefetch = false);
+  // A copy is a block another node owns: copies live in a bounded FIFO share of
+  // the arena and never displace blocks this node owns.
+  Begin begin(FileKey key, uint64_t block, uint32_t len, Token token, Handle* out, bool prefetch = false,
+              bool copy = false);
+  // Cluster mode: at most `pages` pages hold copies; blocks get segment CRCs.
+  void set_copies_cap(uint64_t pages) { copies_cap_ = pages; }
+  void set_compute_crcs(bool on) { compute_crcs_ = on; }
+  // A resident block's pages (one iovec per page, `len` bytes in all) and its CRCs
+  // per 32 KiB segment (empty unless computed). False if not resident.
+  bool resident_pages(FileKey key, uint64_t block, std::vector<iovec>* pages, uint32_t* len,
+                      const std::vector<uint32_t>** seg_crcs);
+  uint64_t copy_pages() const { return copy_pages_; }
   static constexpr Token kNoWaiter = UINT64_MAX;
   // Destinations in the arena for a started fill, one iovec per page.
   void iovecs(Handle h, std::vector<iovec>* out);
@@ -70,11 +82,14 @@ class BlockCache {
     State state = State::kFree;
     bool discard = false;   // invalidated while filling
     bool prefetch = false;  // brought in by readahead, no demand for it yet
+    bool copy = false;      // owned by another node (see begin())
+    std::list<Handle>::iterator copy_pos;
+    std::vector<uint32_t> seg_crcs;
     std::vector<uint32_t> slots;
     std::vector<Token> waiters;
   };
 
-  bool make_room(uint32_t pages);
+  bool make_room(uint32_t pages, bool for_copy);
   void evict(Handle h);
   Handle new_handle();
 
@@ -89,6 +104,10 @@ class BlockCache {
   uint64_t filling_pages_ = 0;
   uint64_t evictions_ = 0;
   uint64_t unpublishable_ = 0;
+  std::list<Handle> copies_;  // resident or filling copies, oldest first
+  uint64_t copy_pages_ = 0;
+  uint64_t copies_cap_ = 0;
+  bool compute_crcs_ = false;
 };
 
 }  // namespace dc

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -157,6 +158,136 @@ Status parse_origin(const toml::table& t, Config& c, const std::string& src) {
   return ok_status();
 }
 
+Result<uint32_t> duration_ms(const toml::node& node, const std::string& key, const std::string& src) {
+  auto v = string_value(node, key, src);
+  if (!v) return v.error();
+  char* end = nullptr;
+  const double n = strtod(v->c_str(), &end);
+  std::string unit = end ? end : "";
+  double ms = -1;
+  if (unit == "ms") ms = n;
+  else if (unit == "s") ms = n * 1000;
+  else if (unit == "m") ms = n * 60000;
+  if (end == v->c_str() || ms < 100 || ms > 3600000)
+    return key_error(src, &node, key, "expected a duration from 100ms to 1h such as \"5s\" or \"500ms\"");
+  return static_cast<uint32_t>(ms);
+}
+
+bool valid_host_port(const std::string& a) {
+  auto colon = a.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= a.size()) return false;
+  char* end = nullptr;
+  long port = strtol(a.c_str() + colon + 1, &end, 10);
+  return *end == '\0' && port > 0 && port < 65536;
+}
+
+Result<double> weight_value(const toml::node& node, const std::string& key, const std::string& src) {
+  std::optional<double> w = node.value<double>();
+  if (!w) return key_error(src, &node, key, "expected a number");
+  if (!(*w > 0) || *w > 1000) return key_error(src, &node, key, "must be > 0 and <= 1000");
+  return *w;
+}
+
+Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
+  if (auto s = check_keys(t, "cluster.",
+                          {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout",
+                           "copies_share", "membership", "etcd"},
+                          src);
+      !s)
+    return s;
+  ClusterConfig& k = c.cluster;
+  k.enabled = true;
+  const toml::node* id = t.get("node_id");
+  if (!id) return make_error(Errc::kInvalidArgument, src + ": key 'cluster.node_id': missing");
+  auto idv = string_value(*id, "cluster.node_id", src);
+  if (!idv) return idv.error();
+  if (idv->empty() || idv->size() >= 64) return key_error(src, id, "cluster.node_id", "must be 1..63 bytes");
+  k.node_id = *idv;
+  if (auto* n = t.get("serve")) {
+    auto v = n->value<bool>();
+    if (!v) return key_error(src, n, "cluster.serve", "expected true or false");
+    k.serve = *v;
+  }
+  if (auto* n = t.get("listen")) {
+    auto v = string_value(*n, "cluster.listen", src);
+    if (!v) return v.error();
+    if (!valid_host_port(*v)) return key_error(src, n, "cluster.listen", "expected host:port");
+    k.listen = *v;
+  }
+  if (k.serve && k.listen.empty())
+    return make_error(Errc::kInvalidArgument, src + ": key 'cluster.listen': required when serve = true");
+  if (auto* n = t.get("weight")) {
+    auto v = weight_value(*n, "cluster.weight", src);
+    if (!v) return v.error();
+    k.weight = *v;
+  }
+  const toml::node* sf = t.get("secret_file");
+  if (!sf) return make_error(Errc::kInvalidArgument, src + ": key 'cluster.secret_file': missing (peers must authenticate)");
+  auto sfv = string_value(*sf, "cluster.secret_file", src);
+  if (!sfv) return sfv.error();
+  k.secret_file = *sfv;
+  if (auto* n = t.get("member_timeout")) {
+    auto v = duration_ms(*n, "cluster.member_timeout", src);
+    if (!v) return v.error();
+    k.member_timeout_ms = *v;
+  }
+  if (auto* n = t.get("copies_share")) {
+    auto v = n->value<double>();
+    if (!v || *v < 0.05 || *v > 0.9) return key_error(src, n, "cluster.copies_share", "expected a number from 0.05 to 0.9");
+    k.copies_share = *v;
+  }
+  if (auto* n = t.get("membership")) {
+    auto v = string_value(*n, "cluster.membership", src);
+    if (!v) return v.error();
+    if (*v != "static" && *v != "etcd") return key_error(src, n, "cluster.membership", "expected \"static\" or \"etcd\"");
+    k.membership = *v;
+  }
+  if (auto* n = t.get("etcd")) {
+    const auto* arr = n->as_array();
+    if (!arr) return key_error(src, n, "cluster.etcd", "expected a list of host:port");
+    for (const auto& e : *arr) {
+      auto v = e.value<std::string>();
+      if (!v || !valid_host_port(*v)) return key_error(src, &e, "cluster.etcd", "expected host:port");
+      k.etcd.push_back(*v);
+    }
+  }
+  if (k.membership == "etcd" && k.etcd.empty())
+    return make_error(Errc::kInvalidArgument, src + ": key 'cluster.etcd': required when membership = \"etcd\"");
+  return ok_status();
+}
+
+Status parse_peers(const toml::node& node, Config& c, const std::string& src) {
+  const auto* arr = node.as_array();
+  if (!arr) return key_error(src, &node, "peer", "expected [[peer]] tables");
+  std::set<std::string> ids{c.cluster.node_id};
+  for (const auto& el : *arr) {
+    const auto* t = el.as_table();
+    if (!t) return key_error(src, &el, "peer", "expected a table");
+    if (auto s = check_keys(*t, "peer.", {"id", "address", "weight"}, src); !s) return s;
+    PeerConfig p;
+    const auto* idn = t->get("id");
+    const auto* an = t->get("address");
+    if (!idn) return key_error(src, &el, "peer.id", "missing");
+    if (!an) return key_error(src, &el, "peer.address", "missing");
+    auto id = string_value(*idn, "peer.id", src);
+    if (!id) return id.error();
+    if (id->empty() || id->size() >= 64) return key_error(src, idn, "peer.id", "must be 1..63 bytes");
+    if (!ids.insert(*id).second) return key_error(src, idn, "peer.id", "duplicate member id '" + *id + "'");
+    auto addr = string_value(*an, "peer.address", src);
+    if (!addr) return addr.error();
+    if (!valid_host_port(*addr)) return key_error(src, an, "peer.address", "expected host:port");
+    p.id = *id;
+    p.address = *addr;
+    if (auto* wn = t->get("weight")) {
+      auto w = weight_value(*wn, "peer.weight", src);
+      if (!w) return w.error();
+      p.weight = *w;
+    }
+    c.cluster.peers.push_back(p);
+  }
+  return ok_status();
+}
+
 Status parse_datasets(const toml::node& node, Config& c, const std::string& src) {
   const auto* arr = node.as_array();
   if (!arr) return key_error(src, &node, "dataset", "expected [[dataset]] tables");
@@ -213,7 +344,7 @@ Result<Config> parse_config(std::string_view text, const std::string& source) {
   Config c = default_config();
   c.source = source;
   c.datasets.clear();
-  if (auto s = check_keys(root, "", {"agent", "cache", "origin", "dataset"}, source); !s)
+  if (auto s = check_keys(root, "", {"agent", "cache", "origin", "dataset", "cluster", "peer"}, source); !s)
     return s.error();
   struct Section {
     const char* name;
@@ -229,6 +360,15 @@ Result<Config> parse_config(std::string_view text, const std::string& source) {
   }
   if (auto* n = root.get("dataset")) {
     if (auto s = parse_datasets(*n, c, source); !s) return s.error();
+  }
+  if (auto* n = root.get("cluster")) {
+    const auto* t = n->as_table();
+    if (!t) return key_error(source, n, "cluster", "expected a table [cluster]");
+    if (auto s = parse_cluster(*t, c, source); !s) return s.error();
+  }
+  if (auto* n = root.get("peer")) {
+    if (!c.cluster.enabled) return key_error(source, n, "peer", "[[peer]] needs a [cluster] section");
+    if (auto s = parse_peers(*n, c, source); !s) return s.error();
   }
   if (c.block_size < c.page_size)
     return make_error(Errc::kInvalidArgument,
@@ -260,6 +400,10 @@ std::string describe_config(const Config& c) {
       << ", page " << format_size(c.page_size) << ", block " << format_size(c.block_size)
       << ", " << c.datasets.size() << " dataset(s)";
   for (const auto& d : c.datasets) out << "\n  dataset " << d.name << " = " << d.path;
+  if (c.cluster.enabled) {
+    out << "\n  cluster node " << c.cluster.node_id << (c.cluster.serve ? " serving on " + c.cluster.listen : " (client only)")
+        << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)";
+  }
   return out.str();
 }
 

@@ -15,6 +15,27 @@ struct DatasetConfig {
   std::string path;  // absolute, canonical when the root exists at load time
 };
 
+struct PeerConfig {
+  std::string id;
+  std::string address;  // host:port
+  double weight = 1.0;
+};
+
+// [cluster]: absent means a single node.
+struct ClusterConfig {
+  bool enabled = false;
+  std::string node_id;
+  std::string listen;             // host:port for peers; required when serve
+  bool serve = true;              // false: a client-only node, owns nothing
+  double weight = 1.0;
+  std::string secret_file;        // shared cluster secret (HMAC key), mode 0600
+  uint32_t member_timeout_ms = 5000;  // silence after which a member leaves placement
+  double copies_share = 0.25;     // arena share for copies of blocks owned elsewhere
+  std::string membership = "static";  // "static" ([[peer]]) or "etcd"
+  std::vector<std::string> etcd;  // host:port endpoints for membership = "etcd"
+  std::vector<PeerConfig> peers;
+};
+
 struct Config {
   std::string source = "<embedded default>";  // file the config came from
   // [agent]
@@ -31,6 +52,7 @@ struct Config {
   // [origin]
   uint32_t io_depth = 64;              // io_uring queue entries
   std::vector<DatasetConfig> datasets;
+  ClusterConfig cluster;
 };
 
 // The embedded default: a single-node memory cache of min(1 GiB, RAM/4), socket

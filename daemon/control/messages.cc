@@ -70,7 +70,9 @@ Result<Request> parse_request(const uint8_t* data, size_t len, uint32_t dataset_
       return r;
     }
     case Op::kStats:
-      if (len != sizeof(StatsRequest)) return bad("stats request has a body");
+    case Op::kRing:
+    case Op::kPeers:
+      if (len != sizeof(MsgHeader)) return bad("request takes no body");
       return r;
     default:
       return bad("unknown opcode " + std::to_string(h.op));

@@ -35,6 +35,9 @@ enum class Op : uint16_t {
   kStatsReply = 6,
   kInvalidate = 7,
   kInvalidateReply = 8,
+  kRing = 9,          // reply: kTextReply with JSON of the ring
+  kPeers = 10,        // reply: kTextReply with JSON of the peers
+  kTextReply = 11,
 };
 
 // Status codes carried in replies. Numbered explicitly, never reused.
@@ -140,6 +143,14 @@ struct StatsReply {
   uint32_t count;
 };
 static_assert(sizeof(StatsReply) == 24);
+
+// Followed by `length` bytes of UTF-8 text (JSON for kRing and kPeers).
+struct TextReply {
+  MsgHeader h;
+  int32_t status;
+  uint32_t length;
+};
+static_assert(sizeof(TextReply) == 24);
 
 struct StatEntry {
   char name[40];   // NUL-terminated

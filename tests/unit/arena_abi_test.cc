@@ -11,6 +11,7 @@
 
 #include "dc/arena.h"
 #include "dc/control.h"
+#include "dc/peer_wire.h"
 
 namespace {
 
@@ -160,6 +161,9 @@ TEST(ControlAbi, OpcodesNeverRenumbered) {
   EXPECT_EQ(static_cast<uint16_t>(Op::kStatsReply), 6);
   EXPECT_EQ(static_cast<uint16_t>(Op::kInvalidate), 7);
   EXPECT_EQ(static_cast<uint16_t>(Op::kInvalidateReply), 8);
+  EXPECT_EQ(static_cast<uint16_t>(Op::kRing), 9);
+  EXPECT_EQ(static_cast<uint16_t>(Op::kPeers), 10);
+  EXPECT_EQ(static_cast<uint16_t>(Op::kTextReply), 11);
 }
 
 TEST(ControlAbi, StatusCodesNeverRenumbered) {
@@ -284,6 +288,68 @@ TEST(ControlAbi, StatsLayout) {
   EXPECT_EQ(alignof(S), 8u);
   EXPECT_FIELD(S, name, 0, 40);
   EXPECT_FIELD(S, value, 40, 8);
+}
+
+TEST(ControlAbi, TextReplyLayout) {
+  using T = ctl::TextReply;
+  EXPECT_EQ(sizeof(T), 24u);
+  EXPECT_FIELD(T, h, 0, 16);
+  EXPECT_FIELD(T, status, 16, 4);
+  EXPECT_FIELD(T, length, 20, 4);
+}
+
+// The peer protocol crosses machines: every size, offset and number is pinned.
+TEST(PeerAbi, HeaderAndBodies) {
+  using H = peer::Header;
+  EXPECT_EQ(sizeof(H), 24u);
+  EXPECT_FIELD(H, magic, 0, 4);
+  EXPECT_FIELD(H, version, 4, 2);
+  EXPECT_FIELD(H, op, 6, 2);
+  EXPECT_FIELD(H, request_id, 8, 4);
+  EXPECT_FIELD(H, body_len, 12, 4);
+  EXPECT_FIELD(H, body_crc, 16, 4);
+  EXPECT_FIELD(H, header_crc, 20, 4);
+  EXPECT_EQ(sizeof(peer::HelloBody), 96u);
+  EXPECT_FIELD(peer::HelloBody, nonce, 64, 32);
+  EXPECT_EQ(sizeof(peer::ChallengeBody), 128u);
+  EXPECT_FIELD(peer::ChallengeBody, proof, 96, 32);
+  EXPECT_EQ(sizeof(peer::AuthBody), 32u);
+  using F = peer::FetchBody;
+  EXPECT_EQ(sizeof(F), 40u);
+  EXPECT_FIELD(F, key_hi, 0, 8);
+  EXPECT_FIELD(F, key_lo, 8, 8);
+  EXPECT_FIELD(F, block, 16, 8);
+  EXPECT_FIELD(F, offset, 24, 4);
+  EXPECT_FIELD(F, length, 28, 4);
+  EXPECT_FIELD(F, dataset_len, 32, 2);
+  EXPECT_FIELD(F, path_len, 34, 2);
+  using R = peer::FetchReplyBody;
+  EXPECT_EQ(sizeof(R), 16u);
+  EXPECT_FIELD(R, status, 0, 4);
+  EXPECT_FIELD(R, length, 4, 4);
+  EXPECT_FIELD(R, data_crc, 8, 4);
+  EXPECT_EQ(peer::kMagic, 0x31504344u);
+  EXPECT_EQ(peer::kVersion, 1);
+}
+
+TEST(PeerAbi, OpcodesAndStatusNeverRenumbered) {
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kHello), 1);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kChallenge), 2);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kAuth), 3);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kAuthOk), 4);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kFetch), 5);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kFetchReply), 6);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kPing), 7);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kPong), 8);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kOk), 0);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kBadRequest), 1);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kNotFound), 2);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kStale), 3);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kIoError), 4);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kOutsideDataset), 5);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kNotOwner), 6);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kBusy), 7);
+  EXPECT_EQ(static_cast<int32_t>(peer::Status::kUnknownDataset), 8);
 }
 
 }  // namespace

@@ -213,10 +213,24 @@ TEST(ParseRequest, Oversized) {
 TEST(ParseRequest, UnknownOpcode) {
   Packet p = Encode(StatsMsg());
   // Reply opcodes are not requests either.
-  for (uint16_t op : {uint16_t{0}, uint16_t{2}, uint16_t{4}, uint16_t{6}, uint16_t{8}, uint16_t{9},
-                      uint16_t{0xffff}}) {
+  for (uint16_t op : {uint16_t{0}, uint16_t{2}, uint16_t{4}, uint16_t{6}, uint16_t{8}, uint16_t{11},
+                      uint16_t{12}, uint16_t{0xffff}}) {
     Patch(&p, offsetof(ctl::MsgHeader, op), op);
     EXPECT_TRUE(Has(Refused(p), "unknown opcode")) << op;
+  }
+}
+
+// dcctl ring / peers: a bare header, nothing more.
+TEST(ParseRequest, RingAndPeersTakeNoBody) {
+  for (ctl::Op op : {ctl::Op::kRing, ctl::Op::kPeers}) {
+    Packet p = Encode(StatsMsg());
+    Patch(&p, offsetof(ctl::MsgHeader, op), static_cast<uint16_t>(op));
+    auto r = parse_request(p.data(), p.size(), 1);
+    ASSERT_TRUE(r.ok()) << static_cast<int>(op);
+    EXPECT_EQ(r->op, op);
+    p.push_back(0);
+    Patch(&p, offsetof(ctl::MsgHeader, length), static_cast<uint32_t>(p.size()));
+    EXPECT_FALSE(parse_request(p.data(), p.size(), 1).ok());
   }
 }
 

@@ -11,7 +11,8 @@
 #   DC_BENCH_QUICK=1      4000 files instead of 20000
 #   DC_BENCH_FILES        number of files (60-160 KiB each, ~110 KiB on average)
 #   DC_BENCH_CLASSES      class folders (default: one per 200 files)
-#   DC_BENCH_REPS         runs per configuration, median reported (default 3)
+#   DC_BENCH_REPS         runs per configuration, median reported (default 5,
+#                         quick 3; the full run takes ~5 min on 2 cpus)
 #   DC_BENCH_WORKERS      DataLoader num_workers (default 4)
 #   DC_BENCH_BATCH        DataLoader batch_size (default 64)
 #   DC_BENCH_PERSISTENT=1 persistent_workers=True (default False: workers are forked
@@ -55,7 +56,7 @@ else
   CACHE=${DC_BENCH_CACHE:-4GiB}
 fi
 CLASSES=${DC_BENCH_CLASSES:-$(( FILES / 200 > 0 ? FILES / 200 : 1 ))}
-REPS=${DC_BENCH_REPS:-3}
+if [[ ${DC_BENCH_QUICK:-0} == 1 ]]; then REPS=${DC_BENCH_REPS:-3}; else REPS=${DC_BENCH_REPS:-5}; fi
 WORKERS=${DC_BENCH_WORKERS:-4}
 BATCH=${DC_BENCH_BATCH:-64}
 SEED=42
@@ -74,16 +75,21 @@ fi
 base=${TMPDIR:-/tmp}
 if [[ $(stat -f -c %T "$base") == tmpfs ]]; then base=/var/tmp; fi
 TMP=$(mktemp -d "$base/dc-dlbench.XXXXXX")
-AGENT_PID=
+AGENT_PID= BINDFS_PID=
 MNT=$TMP/mnt
-MOUNTED=0
 cleanup() {
   if [[ -n $AGENT_PID ]]; then
     kill "$AGENT_PID" 2>/dev/null || true
     wait "$AGENT_PID" 2>/dev/null || true
   fi
-  if (( MOUNTED )); then
+  if mountpoint -q "$MNT" 2>/dev/null; then
     fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+  fi
+  if [[ -n $BINDFS_PID ]]; then  # exits by itself once unmounted
+    local i
+    for ((i = 0; i < 50; i++)); do kill -0 "$BINDFS_PID" 2>/dev/null || break; sleep 0.1; done
+    kill "$BINDFS_PID" 2>/dev/null || true
+    wait "$BINDFS_PID" 2>/dev/null || true
   fi
   if [[ ${DC_BENCH_KEEP:-0} == 1 ]]; then echo "dataloader_bench: kept $TMP" >&2
   elif mountpoint -q "$MNT" 2>/dev/null; then
@@ -101,6 +107,11 @@ CONF=$TMP/dc.toml
 LOG=$TMP/agent.log
 OUT=$TMP/out
 mkdir -p "$DATA" "$MNT" "$OUT"
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${LOAD0%% *}" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
+  echo "dataloader_bench: WARNING: load average $LOAD0 on $(nproc) cpus: other work competes with the runs, expect noisy figures" >&2
+fi
 
 # ---- dataset (natively, once) -------------------------------------------------
 log "generating $FILES files in $CLASSES class folders under $DATA"
@@ -137,10 +148,16 @@ start_agent() {
 start_agent
 log "agent up (pid $AGENT_PID), cache $CACHE, socket $SOCK"
 
-bindfs --no-allow-other "$DATA" "$MNT" || die "bindfs mount failed"
-MOUNTED=1
-mountpoint -q "$MNT" || die "$MNT is not a mount point after bindfs"
-log "FUSE passthrough: bindfs --no-allow-other $DATA $MNT"
+# In the foreground (-f) so its pid is ours: to report its CPU time, and to stop it.
+bindfs -f --no-allow-other "$DATA" "$MNT" 2>>"$TMP/bindfs.log" &
+BINDFS_PID=$!
+for ((i = 0; i < 100; i++)); do
+  mountpoint -q "$MNT" && break
+  kill -0 "$BINDFS_PID" 2>/dev/null || { cat "$TMP/bindfs.log" >&2; die "bindfs exited"; }
+  sleep 0.05
+done
+mountpoint -q "$MNT" || die "$MNT is not a mount point 5 s after bindfs"
+log "FUSE passthrough: bindfs -f --no-allow-other $DATA $MNT (pid $BINDFS_PID, $(bindfs --version 2>&1 | head -1))"
 
 # ---- runs ------------------------------------------------------------------------
 run_epochs() {  # run_epochs ROOT [--stats-cmd CMD]
@@ -150,9 +167,12 @@ run_epochs() {  # run_epochs ROOT [--stats-cmd CMD]
 # field KEY LINE: value of key=value in a line.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 epoch_line() { grep "^EPOCH $2 " "$1"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+median() {  # "na" if any value is not a number (cpu_s with persistent workers)
+  printf '%s\n' "$@" | sort -g | awk '$1 !~ /^[0-9.]+$/ {bad = 1} {v[NR] = $1}
+    END {print bad ? "na" : v[int((NR + 1) / 2)]}'
+}
 
-declare -A SEC SPS MBS
+declare -A SEC SPS MBS CPU HCPU
 CKS1=() CKS2=()
 SHIM_STATS=()
 FILL_LINE= FILL_STATS=
@@ -161,16 +181,17 @@ for ((r = 1; r <= REPS; r++)); do
     o=$OUT/$cfg.$r
     case $cfg in
       native) run_epochs "$DATA" >"$o" ;;
-      shim) LD_PRELOAD=$SHIM DC_SOCKET=$SOCK run_epochs "$DATA" \
+      shim) LD_PRELOAD=$SHIM DC_SOCKET=$SOCK run_epochs "$DATA" --helper-pid "$AGENT_PID" \
               --stats-cmd "$DCCTL --socket $SOCK stats --json" >"$o" ;;
-      fuse) run_epochs "$MNT" >"$o" ;;
+      fuse) run_epochs "$MNT" --helper-pid "$BINDFS_PID" >"$o" ;;
     esac
     e1=$(epoch_line "$o" 1) e2=$(epoch_line "$o" 2)
     [[ -n $e1 && -n $e2 ]] || { cat "$o" >&2; die "$cfg run $r printed no epochs"; }
     log "  rep $r $cfg warm-up: $e1"
     log "  rep $r $cfg timed:   $e2"
     SEC[$cfg]+=" $(field seconds "$e2")" SPS[$cfg]+=" $(field samples_per_s "$e2")"
-    MBS[$cfg]+=" $(field mb_per_s "$e2")"
+    MBS[$cfg]+=" $(field mb_per_s "$e2")" CPU[$cfg]+=" $(field cpu_s "$e2")"
+    HCPU[$cfg]+=" $(field helper_cpu_s "$e2")"
     CKS1+=("$cfg.$r=$(field checksum "$e1")") CKS2+=("$cfg.$r=$(field checksum "$e2")")
     if [[ $cfg == shim ]]; then
       s1=$(grep '^DCSTATS 1 ' "$o" | cut -d' ' -f3-) s2=$(grep '^DCSTATS 2 ' "$o" | cut -d' ' -f3-)
@@ -208,8 +229,10 @@ done
 # ---- report ----------------------------------------------------------------------
 # shellcheck disable=SC2086
 for cfg in native shim fuse; do
-  declare "sec_$cfg=$(median ${SEC[$cfg]})" "sps_$cfg=$(median ${SPS[$cfg]})" "mbs_$cfg=$(median ${MBS[$cfg]})"
+  declare "sec_$cfg=$(median ${SEC[$cfg]})" "sps_$cfg=$(median ${SPS[$cfg]})" \
+    "mbs_$cfg=$(median ${MBS[$cfg]})" "cpu_$cfg=$(median ${CPU[$cfg]})"
 done
+hcpu_shim=$(median ${HCPU[shim]}) hcpu_fuse=$(median ${HCPU[fuse]})
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t) ? "PASS" : "MISS"}'; }
 r_native=$(ratio "$sps_shim" "$sps_native")
@@ -218,18 +241,26 @@ v_native=$(verdict "$r_native" 1.0)
 v_fuse=$(verdict "$r_fuse" 3)
 last=${SHIM_STATS[-1]}
 gb=$(awk -v b="$DATA_BYTES" 'BEGIN {printf "%.2f", b / 1e9}')
+us_per() { [[ $1 == na ]] && { echo na; return; }; awk -v c="$1" -v n="$FILES" 'BEGIN {printf "%.0f", c / n * 1e6}'; }
 
 echo
 echo "dc DataLoader benchmark: $FILES files ($gb GB, 60-160 KiB) in $CLASSES classes," \
   "num_workers=$WORKERS batch_size=$BATCH persistent_workers=$PERSIST (fork), shuffle seed $SEED;" \
-  "timed epoch = 2nd epoch of each run, median of $REPS runs; cache $CACHE; $(nproc) cpus, $(uname -r)"
-printf '%-22s %10s %12s %10s %14s %-8s %s\n' config epoch_s samples/s MB/s "shim/config" target verdict
-printf '%-22s %10s %12s %10s %14s %-8s %s\n' native_warm "$sec_native" "$sps_native" "$mbs_native" "$r_native" ">=1.0" "$v_native"
-printf '%-22s %10s %12s %10s %14s %-8s %s\n' shim_warm "$sec_shim" "$sps_shim" "$mbs_shim" 1.00 "" ""
-printf '%-22s %10s %12s %10s %14s %-8s %s\n' fuse_bindfs_warm "$sec_fuse" "$sps_fuse" "$mbs_fuse" "$r_fuse" ">=3" "$v_fuse"
-printf '%-22s %10s %12s %10s %14s %-8s %s\n' "shim_fill (run 1 ep 1)" "$(field seconds "$FILL_LINE")" \
-  "$(field samples_per_s "$FILL_LINE")" "$(field mb_per_s "$FILL_LINE")" "" "" "(not a target)"
+  "timed epoch = 2nd epoch of each run, median of $REPS runs; cache $CACHE; $(nproc) cpus, $(uname -r);" \
+  "loadavg before/after: $LOAD0 / $(cut -d' ' -f1-3 /proc/loadavg)"
+row() { printf '%-22s %9s %10s %8s %8s %9s %8s %12s %-7s %s\n' "$@"; }
+row config epoch_s samples/s MB/s cpu_s us/sample helper_s shim_speedup target verdict
+row native_warm "$sec_native" "$sps_native" "$mbs_native" "$cpu_native" "$(us_per "$cpu_native")" - \
+  "$r_native" ">=1.0" "$v_native"
+row shim_warm "$sec_shim" "$sps_shim" "$mbs_shim" "$cpu_shim" "$(us_per "$cpu_shim")" "$hcpu_shim" 1.00 "" ""
+row fuse_bindfs_warm "$sec_fuse" "$sps_fuse" "$mbs_fuse" "$cpu_fuse" "$(us_per "$cpu_fuse")" "$hcpu_fuse" \
+  "$r_fuse" ">=3" "$v_fuse"
+fc=$(field cpu_s "$FILL_LINE")
+row "shim_fill (run 1 ep 1)" "$(field seconds "$FILL_LINE")" "$(field samples_per_s "$FILL_LINE")" \
+  "$(field mb_per_s "$FILL_LINE")" "$fc" "$(us_per "$fc")" "$(field helper_cpu_s "$FILL_LINE")" "" "" "(no target)"
+echo "cpu_s: main process + the epoch's $WORKERS forked workers (na with persistent workers); helper_s: dcagent (shim) or bindfs (fuse) CPU during the epoch"
 echo "per-run timed epochs (s): native:${SEC[native]}  shim:${SEC[shim]}  fuse:${SEC[fuse]}"
+echo "per-run timed epoch cpu_s: native:${CPU[native]}  shim:${CPU[shim]}  fuse:${CPU[fuse]}"
 echo "shim counters, fill epoch (run 1 epoch 1): $FILL_STATS"
 echo "shim counters, timed epoch (last run):     $last"
 echo "RESULT dl_shim_vs_native_warm ratio=$r_native target>=1.0 $v_native"

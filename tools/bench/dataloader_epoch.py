@@ -18,7 +18,11 @@ in every run; persistent_workers=False (workers are forked afresh for every
 epoch, the DataLoader default) unless --persistent.
 
 One line per epoch on stdout:
-    EPOCH e seconds=S samples=N bytes=B samples_per_s=X mb_per_s=Y checksum=HEX
+    EPOCH e seconds=S samples=N bytes=B samples_per_s=X mb_per_s=Y cpu_s=C
+          [helper_cpu_s=H] checksum=HEX
+cpu_s is the CPU time (user + system) of the main process and the epoch's workers
+("na" with --persistent: live workers' time cannot be collected per epoch);
+helper_cpu_s that of --helper-pid (the agent, or the FUSE daemon) during the epoch.
 The checksum depends on the bytes of every file and on the order the samples came
 out of the loader, never on timing: runs with the same seed over the same files
 must print the same checksum for the same epoch, natively, under the shim or
@@ -28,11 +32,13 @@ With --stats-cmd (e.g. "dcctl --socket S stats --json") the command is run befor
 the first epoch and after each one, and the growth of dc's counters during the
 epoch is printed:
     DCSTATS e hit_reads=... miss_reads=... bytes_hit=... ...
+(cache_bytes_used is the level after the epoch, the others its growth.)
 """
 import argparse
 import json
 import os
 import random
+import resource
 import shlex
 import subprocess
 import sys
@@ -93,6 +99,23 @@ class FolderBytes:
         return len(data), sample_sum(data), label
 
 
+def cpu_seconds():
+    """CPU time of this process plus its reaped children (the epoch's workers, when
+    they are not persistent: they are joined at the end of each epoch)."""
+    t = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        t += r.ru_utime + r.ru_stime
+    return t
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of another process (the agent), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def dc_stats(cmd):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
@@ -128,6 +151,8 @@ def run(args):
         h = 0
         nbytes = 0
         n = 0
+        h0 = proc_cpu_seconds(args.helper_pid) if args.helper_pid else 0.0
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         for lens, sums, labels in loader:  # the iterator (and its workers) starts here
             for ln, s, lb in zip(lens.tolist(), sums.tolist(), labels.tolist()):
@@ -135,10 +160,13 @@ def run(args):
                 nbytes += ln
                 n += 1
         dt = time.perf_counter() - t0  # includes worker start and shutdown
+        cpu = "na" if args.persistent else f"{cpu_seconds() - c0:.3f}"
+        helper = f" helper_cpu_s={proc_cpu_seconds(args.helper_pid) - h0:.2f}" if args.helper_pid else ""
         if n != len(ds):
             sys.exit(f"dataloader_epoch: epoch {e} yielded {n} samples, dataset has {len(ds)}")
         print(f"EPOCH {e} seconds={dt:.4f} samples={n} bytes={nbytes} "
-              f"samples_per_s={n / dt:.1f} mb_per_s={nbytes / dt / 1e6:.1f} checksum={h:016x}",
+              f"samples_per_s={n / dt:.1f} mb_per_s={nbytes / dt / 1e6:.1f} cpu_s={cpu}{helper} "
+              f"checksum={h:016x}",
               flush=True)
         if stats_cmd:
             time.sleep(0.2)  # let the agent fold in the counters of exited workers
@@ -169,6 +197,8 @@ def main():
     pr.add_argument("--batch", type=int, default=64)
     pr.add_argument("--persistent", action="store_true")
     pr.add_argument("--stats-cmd")
+    pr.add_argument("--helper-pid", type=int,
+                    help="also report this process's CPU time per epoch (dcagent, bindfs)")
     a = p.parse_args()
     if a.cmd == "gen":
         generate(a.root, a.files, a.classes, a.seed)

@@ -1,0 +1,133 @@
+// The agent's side of the cluster: blocks fetched from their owners (with one
+// retry on a CRC mismatch, then the origin), and peers served the blocks this node
+// owns, from the arena.
+#include <cstring>
+
+#include "common/log.h"
+#include "daemon/agent.h"
+#include "daemon/net/auth.h"
+#include "daemon/net/crc32c.h"
+
+namespace dc {
+namespace {
+
+constexpr uint64_t kPeerKind = 6;  // epoll tag kind of cluster sockets (agent.cc)
+uint64_t peer_tag(uint64_t id) { return (kPeerKind << 56) | id; }
+
+peer::Status peer_status_of(Errc e) {
+  switch (e) {
+    case Errc::kNotFound: return peer::Status::kNotFound;
+    case Errc::kStale: return peer::Status::kStale;
+    case Errc::kPermission: return peer::Status::kOutsideDataset;
+    case Errc::kInvalidArgument: return peer::Status::kBadRequest;
+    default: return peer::Status::kIoError;
+  }
+}
+
+}  // namespace
+
+Status Agent::start_cluster() {
+  auto secret = load_secret(config_.cluster.secret_file);
+  if (!secret) return secret.error();
+  Cluster::Hooks hooks;
+  hooks.serve = [this](const PeerServeRequest& r) { serve_peer(r); };
+  hooks.fetched = [this](uint64_t cookie, bool ok, bool crc_error) { on_peer_fetched(cookie, ok, crc_error); };
+  cluster_ = std::make_unique<Cluster>(config_.cluster, std::move(*secret), std::move(hooks));
+  // A client-only node owns nothing: its whole arena holds copies.
+  const uint64_t pages = arena_->page_count();
+  cache_->set_copies_cap(config_.cluster.serve ? static_cast<uint64_t>(pages * config_.cluster.copies_share) : pages);
+  cache_->set_compute_crcs(config_.cluster.serve);
+  return cluster_->start(epoll_fd_, peer_tag);
+}
+
+void Agent::on_peer_fetched(uint64_t handle, bool ok, bool crc_error) {
+  auto it = peer_fills_.find(handle);
+  if (it == peer_fills_.end()) return;
+  PeerFill f = it->second;
+  if (ok) {
+    peer_fills_.erase(it);
+    ++counters_.blocks_filled;
+    for (uint64_t token : cache_->finish(static_cast<BlockCache::Handle>(handle), true)) block_done(token, true);
+    return;
+  }
+  // A CRC mismatch is retried once from the owner; anything else, or a second
+  // failure, reads the origin: never wrong bytes, at worst one origin read.
+  std::vector<iovec> iov;
+  cache_->iovecs(static_cast<BlockCache::Handle>(handle), &iov);
+  if (crc_error && f.attempts < 2) {
+    it->second.attempts++;
+    if (cluster_->fetch(f.owner, f.key, f.block, f.len, config_.datasets[f.dataset_id].name, f.path, iov, handle))
+      return;
+  }
+  peer_fills_.erase(it);
+  auto file = origin_->get(f.dataset_id, f.path, f.key);
+  if (!file) {
+    for (uint64_t token : cache_->finish(static_cast<BlockCache::Handle>(handle), false)) block_done(token, false);
+    return;
+  }
+  submit_fill(*file, static_cast<BlockCache::Handle>(handle), f.block, f.len);
+}
+
+void Agent::serve_peer(const PeerServeRequest& req) {
+  auto refuse = [&](peer::Status st) { cluster_->reply(req.conn_id, req.request_id, st, {}, 0); };
+  // Only blocks of configured datasets, named by dataset name; the path is
+  // confined to that dataset's root by OriginFiles.
+  uint32_t ds = 0;
+  while (ds < config_.datasets.size() && config_.datasets[ds].name != req.dataset) ++ds;
+  if (ds == config_.datasets.size()) return refuse(peer::Status::kUnknownDataset);
+  auto file = origin_->get(ds, req.path, req.key);
+  if (!file) return refuse(peer_status_of(file.error().code));
+  const uint64_t bs = arena_->block_size();
+  if (req.block * bs >= file->size || req.offset != 0 ||
+      (req.length != 0 && req.length != std::min<uint64_t>(bs, file->size - req.block * bs)))
+    return refuse(peer::Status::kBadRequest);
+  const uint64_t id = next_peer_request_++;
+  peer_requests_[id] = req;
+  const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - req.block * bs));
+  BlockCache::Handle h;
+  // The owner reads the origin itself (never asks another peer), once, however
+  // many nodes ask at the same time: concurrent requests join one fill.
+  switch (cache_->begin(req.key, req.block, len, kPeerTokenBit | id, &h)) {
+    case BlockCache::Begin::kResident: peer_request_done(id, true); break;
+    case BlockCache::Begin::kJoined: break;
+    case BlockCache::Begin::kStarted: submit_fill(*file, h, req.block, len); break;
+    case BlockCache::Begin::kNoSpace:
+      peer_requests_.erase(id);
+      refuse(peer::Status::kBusy);
+      break;
+  }
+}
+
+void Agent::peer_request_done(uint64_t id, bool ok) {
+  auto it = peer_requests_.find(id);
+  if (it == peer_requests_.end()) return;
+  const PeerServeRequest req = std::move(it->second);
+  peer_requests_.erase(it);
+  std::vector<iovec> pages;
+  uint32_t len = 0;
+  const std::vector<uint32_t>* segs = nullptr;
+  if (!ok || !cache_->resident_pages(req.key, req.block, &pages, &len, &segs)) {
+    cluster_->reply(req.conn_id, req.request_id, peer::Status::kIoError, {}, 0);
+    return;
+  }
+  // The CRC of the whole block comes from its segment CRCs, with no pass over the
+  // bytes; a block that has none (e.g. a copy) is summed now.
+  auto crc = range_crc(*segs, len);
+  const uint32_t data_crc = crc ? *crc : crc32c_iov(pages.data(), static_cast<int>(pages.size()));
+  cluster_->reply(req.conn_id, req.request_id, peer::Status::kOk, pages, data_crc);
+}
+
+void Agent::handle_text(Session& s, const Request& r) {
+  std::string text;
+  if (!cluster_) text = "{\"error\": \"this agent is not in a cluster\"}";
+  else text = r.op == ctl::Op::kRing ? cluster_->ring_json() : cluster_->peers_json();
+  if (text.size() > ctl::kMaxReply - sizeof(ctl::TextReply)) text.resize(ctl::kMaxReply - sizeof(ctl::TextReply));
+  std::vector<uint8_t> out(sizeof(ctl::TextReply) + text.size());
+  ctl::TextReply rep{ctl::make_header(ctl::Op::kTextReply, static_cast<uint32_t>(out.size()), r.request_id),
+                     static_cast<int32_t>(ctl::Status::kOk), static_cast<uint32_t>(text.size())};
+  memcpy(out.data(), &rep, sizeof rep);
+  memcpy(out.data() + sizeof rep, text.data(), text.size());
+  send_or_close(s, out.data(), out.size());
+}
+
+}  // namespace dc

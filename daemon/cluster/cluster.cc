@@ -1,0 +1,512 @@
+#include "daemon/cluster/cluster.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+#include "common/log.h"
+#include "daemon/net/auth.h"
+#include "daemon/net/crc32c.h"
+
+namespace dc {
+namespace {
+
+constexpr uint64_t kListenId = 0;
+constexpr uint64_t kReconnectMs = 500;
+
+bool split_host_port(const std::string& a, std::string* host, std::string* port) {
+  auto colon = a.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = a.substr(0, colon);
+  *port = a.substr(colon + 1);
+  return true;
+}
+
+void tune_socket(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // Large buffers: a 1 MiB reply then usually leaves in one send, straight from
+  // the arena, with no private copy of a remainder.
+  int buf = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+}
+
+void fill_id(char (&out)[peer::kMaxNodeId], const std::string& id) {
+  memset(out, 0, sizeof out);
+  memcpy(out, id.data(), std::min(id.size(), sizeof out - 1));
+}
+
+std::string id_of(const char (&in)[peer::kMaxNodeId]) { return std::string(in, strnlen(in, sizeof in)); }
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out;
+}
+
+const char* state_name(int s) {
+  static const char* names[] = {"down", "connecting", "authenticating", "up"};
+  return names[s];
+}
+
+}  // namespace
+
+Cluster::Cluster(const ClusterConfig& config, std::string secret, Hooks hooks)
+    : config_(config), secret_(std::move(secret)), hooks_(std::move(hooks)) {
+  std::vector<Member> members;
+  if (config_.serve) members.push_back({config_.node_id, config_.weight});
+  for (const auto& p : config_.peers) members.push_back({p.id, p.weight});
+  // Every node builds the same member list; placement depends only on ids.
+  std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.id < b.id; });
+  for (const auto& m : members) member_ids_.push_back(m.id);
+  placement_ = std::make_unique<Placement>(members);
+  if (config_.serve) self_member_ = static_cast<int>(*placement_->index_of(config_.node_id));
+  for (const auto& p : config_.peers) {
+    auto r = std::make_unique<Remote>();
+    r->config = p;
+    r->member = static_cast<int>(*placement_->index_of(p.id));
+    remotes_.push_back(std::move(r));
+  }
+}
+
+Cluster::~Cluster() {
+  if (listen_fd_ >= 0) close(listen_fd_);
+}
+
+void Cluster::watch(int fd, uint64_t id, bool want_write, bool add) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | (want_write ? EPOLLOUT : 0u);
+  ev.data.u64 = tag_(id);
+  epoll_ctl(epoll_fd_, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+}
+
+Status Cluster::start(int epoll_fd, uint64_t (*tag)(uint64_t)) {
+  epoll_fd_ = epoll_fd;
+  tag_ = tag;
+  if (!config_.serve) return ok_status();
+  std::string host, port;
+  split_host_port(config_.listen, &host, &port);
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+    return make_error(Errc::kInvalidArgument, "cluster.listen " + config_.listen + ": cannot resolve");
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool ok = fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0 && listen(fd, 128) == 0;
+  const int e = errno;
+  freeaddrinfo(res);
+  if (!ok) {
+    if (fd >= 0) close(fd);
+    return make_error(Errc::kIo, "cluster.listen " + config_.listen + ": " + strerror(e));
+  }
+  listen_fd_ = fd;
+  watch(fd, kListenId, false, true);
+  DC_LOG_INFO("cluster: node %s serving peers on %s; %zu member(s)", config_.node_id.c_str(),
+              config_.listen.c_str(), member_ids_.size());
+  return ok_status();
+}
+
+std::vector<bool> Cluster::live_mask() const {
+  std::vector<bool> live(member_ids_.size(), false);
+  if (self_member_ >= 0) live[self_member_] = true;
+  for (const auto& r : remotes_) live[r->member] = r->state == State::kUp;
+  return live;
+}
+
+int Cluster::owner(FileKey key, uint64_t block) const {
+  const size_t o = placement_->owner(key, block, live_mask());
+  if (o == Placement::kNoOwner) return kNoOwner;
+  if (static_cast<int>(o) == self_member_) return kSelf;
+  for (size_t i = 0; i < remotes_.size(); ++i)
+    if (remotes_[i]->member == static_cast<int>(o)) return static_cast<int>(i);
+  return kNoOwner;
+}
+
+// ---- client side: connecting to members and fetching from them ----
+
+void Cluster::connect_remote(Remote& r, uint64_t now_ms) {
+  r.next_connect_ms = now_ms + kReconnectMs;
+  std::string host, port;
+  split_host_port(r.config.address, &host, &port);
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;  // no DNS on the event loop
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res) {
+    r.last_error = "cannot parse address " + r.config.address;
+    return;
+  }
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    freeaddrinfo(res);
+    return;
+  }
+  tune_socket(fd);
+  int rc = connect(fd, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  if (rc != 0 && errno != EINPROGRESS) {
+    r.last_error = std::string("connect: ") + strerror(errno);
+    close(fd);
+    return;
+  }
+  const uint64_t id = next_conn_id_++;
+  r.conn = std::make_unique<PeerConn>(fd, id);
+  r.state = State::kConnecting;
+  remote_by_conn_[id] = &r;
+  watch(fd, id, true, true);  // writable when the connection completes
+}
+
+void Cluster::remote_down(Remote& r, const std::string& why) {
+  if (r.state == State::kUp)
+    DC_LOG_WARN("cluster: member %s leaves placement: %s", r.config.id.c_str(), why.c_str());
+  if (r.conn) {
+    remote_by_conn_.erase(r.conn->id());
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, r.conn->fd(), nullptr);
+    r.conn.reset();
+  }
+  r.state = State::kDown;
+  r.last_error = why;
+  ++r.errors;
+  auto pending = std::move(r.pending);
+  r.pending.clear();
+  for (auto& [id, p] : pending) {
+    ++counters_.peer_fetch_failures;
+    hooks_.fetched(p.cookie, false, false);
+  }
+}
+
+bool Cluster::fetch(int member, FileKey key, uint64_t block, uint32_t length, const std::string& dataset,
+                    const std::string& path, const std::vector<iovec>& dest, uint64_t cookie) {
+  if (member < 0 || member >= static_cast<int>(remotes_.size())) return false;
+  Remote& r = *remotes_[member];
+  if (r.state != State::kUp) return false;
+  std::vector<uint8_t> body(sizeof(peer::FetchBody) + dataset.size() + path.size());
+  peer::FetchBody f{key.hi, key.lo, block, 0, length, static_cast<uint16_t>(dataset.size()),
+                    static_cast<uint16_t>(path.size()), 0};
+  memcpy(body.data(), &f, sizeof f);
+  memcpy(body.data() + sizeof f, dataset.data(), dataset.size());
+  memcpy(body.data() + sizeof f + dataset.size(), path.data(), path.size());
+  const uint32_t id = r.next_request++;
+  r.pending[id] = Pending{cookie, dest, length, 0};
+  r.conn->send(peer::Op::kFetch, id, body.data(), static_cast<uint32_t>(body.size()));
+  ++counters_.peer_fetches;
+  return true;
+}
+
+bool Cluster::on_remote_message(Remote& r, const peer::Header& h, const uint8_t* body, size_t len,
+                                uint32_t data_len, std::vector<iovec>* data_dest) {
+  r.last_heard_ms = now_ms_;
+  switch (static_cast<peer::Op>(h.op)) {
+    case peer::Op::kChallenge: {
+      if (r.state != State::kHelloSent || len != sizeof(peer::ChallengeBody)) return false;
+      peer::ChallengeBody c;
+      memcpy(&c, body, sizeof c);
+      AuthProof proof;
+      memcpy(proof.data(), c.proof, proof.size());
+      const std::string their_id = id_of(c.node_id);
+      if (their_id != r.config.id || !verify(secret_, kAuthRoleServer, c.nonce, r.nonce, their_id, proof)) {
+        r.last_error = "server failed authentication";
+        return false;
+      }
+      peer::AuthBody a;
+      const AuthProof mine = prove(secret_, kAuthRoleClient, r.nonce, c.nonce, config_.node_id);
+      memcpy(a.proof, mine.data(), sizeof a.proof);
+      r.conn->send(peer::Op::kAuth, h.request_id, &a, sizeof a);
+      return true;
+    }
+    case peer::Op::kAuthOk:
+      if (r.state != State::kHelloSent) return false;
+      r.state = State::kUp;
+      ++r.ups;
+      DC_LOG_INFO("cluster: member %s joins placement (%s)", r.config.id.c_str(), r.config.address.c_str());
+      return true;
+    case peer::Op::kPong:
+      return r.state == State::kUp;
+    case peer::Op::kFetchReply: {
+      if (r.state != State::kUp || len != sizeof(peer::FetchReplyBody)) return false;
+      peer::FetchReplyBody rep;
+      memcpy(&rep, body, sizeof rep);
+      auto it = r.pending.find(h.request_id);
+      if (it == r.pending.end()) return true;  // answered after we gave up: discard its data
+      Pending& p = it->second;
+      if (rep.status != 0 || rep.length != p.length || data_len != rep.length) {
+        const uint64_t cookie = p.cookie;
+        r.pending.erase(it);
+        ++counters_.peer_fetch_failures;
+        hooks_.fetched(cookie, false, false);
+        return true;  // data, if any, is discarded
+      }
+      p.crc = rep.data_crc;
+      *data_dest = p.dest;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void Cluster::on_data(PeerConn& c, uint32_t request_id) {
+  auto rit = remote_by_conn_.find(c.id());
+  if (rit == remote_by_conn_.end()) return;
+  Remote& r = *rit->second;
+  auto it = r.pending.find(request_id);
+  if (it == r.pending.end()) return;
+  Pending p = std::move(it->second);
+  r.pending.erase(it);
+  // One pass over the bytes, now that they are in place.
+  const bool ok = crc32c_iov(p.dest.data(), static_cast<int>(p.dest.size())) == p.crc;
+  r.bytes_in += p.length;
+  if (ok) counters_.bytes_peer += p.length;
+  else ++counters_.peer_crc_errors;
+  hooks_.fetched(p.cookie, ok, !ok);
+}
+
+// ---- server side: peers fetching the blocks this node owns ----
+
+void Cluster::accept_peers() {
+  for (;;) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    tune_socket(fd);
+    const uint64_t id = next_conn_id_++;
+    Inbound in;
+    in.conn = std::make_unique<PeerConn>(fd, id);
+    random_nonce(in.nonce);
+    inbound_.emplace(id, std::move(in));
+    watch(fd, id, false, true);
+  }
+}
+
+void Cluster::drop_inbound(uint64_t id, const std::string& why) {
+  auto it = inbound_.find(id);
+  if (it == inbound_.end()) return;
+  if (!it->second.authed) {
+    ++counters_.peers_rejected;
+    DC_LOG_WARN("cluster: dropped unauthenticated peer connection: %s", why.c_str());
+  } else if (!why.empty() && why != "closed by peer") {
+    DC_LOG_WARN("cluster: dropped peer %s: %s", it->second.peer_id.c_str(), why.c_str());
+  }
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second.conn->fd(), nullptr);
+  inbound_.erase(it);
+}
+
+bool Cluster::on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len) {
+  const auto op = static_cast<peer::Op>(h.op);
+  if (!in.authed) {
+    if (op == peer::Op::kHello && !in.challenged && len == sizeof(peer::HelloBody)) {
+      peer::HelloBody hello;
+      memcpy(&hello, body, sizeof hello);
+      in.peer_id = id_of(hello.node_id);
+      memcpy(in.peer_nonce, hello.nonce, sizeof in.peer_nonce);
+      peer::ChallengeBody c;
+      fill_id(c.node_id, config_.node_id);
+      memcpy(c.nonce, in.nonce, sizeof c.nonce);
+      const AuthProof proof = prove(secret_, kAuthRoleServer, in.nonce, in.peer_nonce, config_.node_id);
+      memcpy(c.proof, proof.data(), sizeof c.proof);
+      in.conn->send(peer::Op::kChallenge, h.request_id, &c, sizeof c);
+      in.challenged = true;
+      return true;
+    }
+    if (op == peer::Op::kAuth && in.challenged && len == sizeof(peer::AuthBody)) {
+      AuthProof proof;
+      memcpy(proof.data(), body, proof.size());
+      if (!verify(secret_, kAuthRoleClient, in.peer_nonce, in.nonce, in.peer_id, proof)) return false;
+      in.authed = true;
+      in.conn->send(peer::Op::kAuthOk, h.request_id, nullptr, 0);
+      return true;
+    }
+    return false;  // anything else before authentication: drop
+  }
+  switch (op) {
+    case peer::Op::kPing:
+      in.conn->send(peer::Op::kPong, h.request_id, nullptr, 0);
+      return true;
+    case peer::Op::kFetch: {
+      peer::FetchBody f;
+      if (len < sizeof f) return false;
+      memcpy(&f, body, sizeof f);
+      if (sizeof f + f.dataset_len + f.path_len != len || f.dataset_len == 0 || f.path_len == 0) return false;
+      PeerServeRequest req;
+      req.conn_id = in.conn->id();
+      req.request_id = h.request_id;
+      req.key = FileKey{f.key_hi, f.key_lo};
+      req.block = f.block;
+      req.offset = f.offset;
+      req.length = f.length;
+      req.dataset.assign(reinterpret_cast<const char*>(body) + sizeof f, f.dataset_len);
+      req.path.assign(reinterpret_cast<const char*>(body) + sizeof f + f.dataset_len, f.path_len);
+      ++counters_.peer_requests_served;
+      hooks_.serve(req);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void Cluster::reply(uint64_t conn_id, uint32_t request_id, peer::Status status, const std::vector<iovec>& data,
+                    uint32_t data_crc) {
+  auto it = inbound_.find(conn_id);
+  if (it == inbound_.end()) return;  // the asker left
+  size_t n = 0;
+  for (const auto& v : data) n += v.iov_len;
+  peer::FetchReplyBody rep{static_cast<int32_t>(status), static_cast<uint32_t>(n), data_crc, 0};
+  PeerConn& c = *it->second.conn;
+  c.send(peer::Op::kFetchReply, request_id, &rep, sizeof rep, status == peer::Status::kOk ? data : std::vector<iovec>{});
+  if (status == peer::Status::kOk) counters_.bytes_served_to_peers += n;
+  // Now, while `data` (arena pages) is still what it was: flush copies any remainder.
+  if (!c.flush()) drop_inbound(conn_id, c.error());
+  else watch(c.fd(), conn_id, c.wants_write(), false);
+}
+
+// ---- dispatch ----
+
+bool Cluster::on_message(PeerConn& c, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
+                         std::vector<iovec>* data_dest) {
+  if (auto r = remote_by_conn_.find(c.id()); r != remote_by_conn_.end())
+    return on_remote_message(*r->second, h, body, len, data_len, data_dest);
+  if (auto in = inbound_.find(c.id()); in != inbound_.end()) {
+    if (data_len) return false;  // peers send us no data bodies
+    return on_inbound_message(in->second, h, body, len);
+  }
+  return false;
+}
+
+void Cluster::on_event(uint64_t id, uint32_t events) {
+  if (id == kListenId) {
+    accept_peers();
+    return;
+  }
+  if (auto rit = remote_by_conn_.find(id); rit != remote_by_conn_.end()) {
+    Remote& r = *rit->second;
+    if (r.state == State::kConnecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+      int err = 0;
+      socklen_t l = sizeof err;
+      getsockopt(r.conn->fd(), SOL_SOCKET, SO_ERROR, &err, &l);
+      if (err) {
+        remote_down(r, std::string("connect: ") + strerror(err));
+        return;
+      }
+      random_nonce(r.nonce);
+      peer::HelloBody hello;
+      fill_id(hello.node_id, config_.node_id);
+      memcpy(hello.nonce, r.nonce, sizeof hello.nonce);
+      r.conn->send(peer::Op::kHello, 0, &hello, sizeof hello);
+      r.state = State::kHelloSent;
+      r.last_heard_ms = now_ms_;
+    }
+    if ((events & EPOLLIN) && !r.conn->on_readable(*this)) {
+      remote_down(r, r.conn ? r.conn->error() : "closed");
+      return;
+    }
+    if (r.conn && !r.conn->flush()) {
+      remote_down(r, r.conn->error());
+      return;
+    }
+    if (r.conn) watch(r.conn->fd(), id, r.conn->wants_write(), false);
+    return;
+  }
+  auto it = inbound_.find(id);
+  if (it == inbound_.end()) return;
+  PeerConn& c = *it->second.conn;
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c.on_readable(*this)) {
+    drop_inbound(id, c.error());
+    return;
+  }
+  it = inbound_.find(id);
+  if (it == inbound_.end()) return;
+  if (!it->second.conn->flush()) {
+    drop_inbound(id, it->second.conn->error());
+    return;
+  }
+  watch(it->second.conn->fd(), id, it->second.conn->wants_write(), false);
+}
+
+void Cluster::flush_all() {
+  for (auto& r : remotes_) {
+    if (!r->conn || r->state == State::kConnecting) continue;
+    if (!r->conn->flush()) remote_down(*r, r->conn->error());
+    else watch(r->conn->fd(), r->conn->id(), r->conn->wants_write(), false);
+  }
+}
+
+void Cluster::tick(uint64_t now_ms) {
+  now_ms_ = now_ms;
+  for (auto& rp : remotes_) {
+    Remote& r = *rp;
+    if (r.state == State::kDown) {
+      if (now_ms >= r.next_connect_ms) connect_remote(r, now_ms);
+      continue;
+    }
+    // Silent for too long (dead process, cut link, hung peer): out of placement.
+    if (now_ms - r.last_heard_ms > config_.member_timeout_ms) {
+      remote_down(r, "no answer for " + std::to_string(config_.member_timeout_ms) + " ms");
+      r.next_connect_ms = now_ms + kReconnectMs;
+      continue;
+    }
+    if (r.state == State::kUp && now_ms - r.last_ping_ms >= config_.member_timeout_ms / 4) {
+      r.conn->send(peer::Op::kPing, 0, nullptr, 0);
+      r.last_ping_ms = now_ms;
+    }
+  }
+  flush_all();
+}
+
+// ---- introspection for dcctl ----
+
+std::string Cluster::ring_json() const {
+  const auto live = live_mask();
+  const auto share = placement_->expected_share();
+  double live_weight = 0;
+  for (size_t i = 0; i < member_ids_.size(); ++i)
+    if (live[i]) live_weight += placement_->members()[i].weight;
+  std::ostringstream out;
+  out << "{\"node\": \"" << json_escape(config_.node_id) << "\", \"serving\": " << (config_.serve ? "true" : "false")
+      << ", \"members\": [";
+  for (size_t i = 0; i < member_ids_.size(); ++i) {
+    const double w = placement_->members()[i].weight;
+    out << (i ? ", " : "") << "{\"id\": \"" << json_escape(member_ids_[i]) << "\", \"weight\": " << w
+        << ", \"live\": " << (live[i] ? "true" : "false") << ", \"share\": " << share[i]
+        << ", \"live_share\": " << (live[i] && live_weight > 0 ? w / live_weight : 0.0)
+        << ", \"self\": " << (static_cast<int>(i) == self_member_ ? "true" : "false") << "}";
+  }
+  out << "]}";
+  return out.str();
+}
+
+std::string Cluster::peers_json() const {
+  std::ostringstream out;
+  out << "{\"peers\": [";
+  bool first = true;
+  for (const auto& r : remotes_) {
+    out << (first ? "" : ", ") << "{\"id\": \"" << json_escape(r->config.id) << "\", \"address\": \""
+        << json_escape(r->config.address) << "\", \"state\": \"" << state_name(static_cast<int>(r->state))
+        << "\", \"connections\": " << (r->conn ? 1 : 0) << ", \"in_flight\": " << r->pending.size()
+        << ", \"bytes_received\": " << r->bytes_in << ", \"errors\": " << r->errors << ", \"joins\": " << r->ups
+        << ", \"last_error\": \"" << json_escape(r->last_error) << "\"}";
+    first = false;
+  }
+  size_t authed = 0;
+  for (const auto& [id, in] : inbound_) authed += in.authed ? 1 : 0;
+  out << "], \"inbound_connections\": " << authed << "}";
+  return out.str();
+}
+
+}  // namespace dc

@@ -1,0 +1,139 @@
+// The agent's view of its cluster: members and their liveness, block placement,
+// and the peer protocol on both sides (fetching blocks from their owners; serving
+// the blocks this node owns). Single-threaded: driven by the agent's event loop.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "daemon/cluster/peer_conn.h"
+#include "daemon/config/config.h"
+#include "daemon/ring/placement.h"
+#include "dc/file_key.h"
+
+namespace dc {
+
+struct PeerServeRequest {
+  uint64_t conn_id = 0;
+  uint32_t request_id = 0;
+  FileKey key;
+  uint64_t block = 0;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  std::string dataset;
+  std::string path;
+};
+
+struct ClusterCounters {
+  uint64_t bytes_peer = 0;             // block bytes received from peers
+  uint64_t bytes_served_to_peers = 0;  // block bytes sent to peers
+  uint64_t peer_fetches = 0;
+  uint64_t peer_fetch_failures = 0;
+  uint64_t peer_crc_errors = 0;
+  uint64_t peers_rejected = 0;          // unauthenticated or malformed peers dropped
+  uint64_t peer_requests_served = 0;
+};
+
+class Cluster : public PeerConnHandler {
+ public:
+  struct Hooks {
+    // A peer asks for a block; answer later with reply().
+    std::function<void(const PeerServeRequest&)> serve;
+    // A fetch started with fetch() ended: ok, or failed (crc_error: bytes arrived
+    // but did not match their CRC).
+    std::function<void(uint64_t cookie, bool ok, bool crc_error)> fetched;
+  };
+  static constexpr int kSelf = -1;     // owner(): this node
+  static constexpr int kNoOwner = -2;  // owner(): no live member owns it; use the origin
+
+  Cluster(const ClusterConfig& config, std::string secret, Hooks hooks);
+  ~Cluster() override;
+
+  // Listens (if serving) and registers with `epoll_fd`; events carry tag(id).
+  Status start(int epoll_fd, uint64_t (*tag)(uint64_t id));
+  void on_event(uint64_t id, uint32_t events);
+  void tick(uint64_t now_ms);
+  void flush_all();
+
+  // Owner of (key, block) among live members.
+  int owner(FileKey key, uint64_t block) const;
+  bool fetch(int member, FileKey key, uint64_t block, uint32_t length, const std::string& dataset,
+             const std::string& path, const std::vector<iovec>& dest, uint64_t cookie);
+  void reply(uint64_t conn_id, uint32_t request_id, peer::Status status, const std::vector<iovec>& data,
+             uint32_t data_crc);
+
+  bool serving() const { return config_.serve; }
+  const ClusterCounters& counters() const { return counters_; }
+  std::string ring_json() const;
+  std::string peers_json() const;
+
+  // PeerConnHandler
+  bool on_message(PeerConn& c, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
+                  std::vector<iovec>* data_dest) override;
+  void on_data(PeerConn& c, uint32_t request_id) override;
+
+ private:
+  struct Pending {
+    uint64_t cookie = 0;
+    std::vector<iovec> dest;
+    uint32_t length = 0;
+    uint32_t crc = 0;
+  };
+  enum class State { kDown, kConnecting, kHelloSent, kUp };
+  struct Remote {
+    PeerConfig config;
+    int member = 0;  // index in placement
+    State state = State::kDown;
+    std::unique_ptr<PeerConn> conn;
+    uint8_t nonce[peer::kNonceBytes];
+    uint64_t last_heard_ms = 0, next_connect_ms = 0, last_ping_ms = 0;
+    uint32_t next_request = 1;
+    std::unordered_map<uint32_t, Pending> pending;
+    uint64_t bytes_in = 0, bytes_out = 0, errors = 0, ups = 0;
+    std::string last_error;
+  };
+  struct Inbound {
+    std::unique_ptr<PeerConn> conn;
+    bool authed = false;
+    bool challenged = false;
+    std::string peer_id;
+    uint8_t nonce[peer::kNonceBytes];
+    uint8_t peer_nonce[peer::kNonceBytes];
+  };
+
+  void connect_remote(Remote& r, uint64_t now_ms);
+  void remote_down(Remote& r, const std::string& why);
+  void accept_peers();
+  void drop_inbound(uint64_t id, const std::string& why);
+  bool on_remote_message(Remote& r, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
+                         std::vector<iovec>* data_dest);
+  bool on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len);
+  void watch(int fd, uint64_t id, bool want_write, bool add);
+  std::vector<bool> live_mask() const;
+
+  ClusterConfig config_;
+  std::string secret_;
+  Hooks hooks_;
+  std::unique_ptr<Placement> placement_;
+  std::vector<std::string> member_ids_;  // placement order
+  int self_member_ = -1;                  // -1 if client-only
+  std::vector<std::unique_ptr<Remote>> remotes_;
+  std::unordered_map<uint64_t, Remote*> remote_by_conn_;
+  std::map<uint64_t, Inbound> inbound_;
+  int epoll_fd_ = -1;
+  uint64_t (*tag_)(uint64_t) = nullptr;
+  int listen_fd_ = -1;
+  uint64_t next_conn_id_ = 1;
+  uint64_t now_ms_ = 0;
+  ClusterCounters counters_;
+};
+
+}  // namespace dc

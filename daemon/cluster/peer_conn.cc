@@ -1,0 +1,221 @@
+#include "daemon/cluster/peer_conn.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/net/crc32c.h"
+
+namespace dc {
+namespace {
+
+uint32_t header_crc(peer::Header h) {
+  h.header_crc = 0;
+  return crc32c(&h, sizeof h);
+}
+
+// How many bytes of a body are control (checked by body_crc) before any data.
+uint32_t control_len(const peer::Header& h) {
+  return static_cast<peer::Op>(h.op) == peer::Op::kFetchReply ? sizeof(peer::FetchReplyBody) : h.body_len;
+}
+
+}  // namespace
+
+PeerConn::PeerConn(int fd, uint64_t id) : fd_(fd), id_(id) {}
+
+PeerConn::~PeerConn() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool PeerConn::fail(const std::string& why) {
+  if (error_.empty()) error_ = why;
+  return false;
+}
+
+bool PeerConn::header_ready(PeerConnHandler& h) {
+  if (hdr_.magic != peer::kMagic) return fail("bad magic");
+  if (hdr_.version != peer::kVersion) return fail("unsupported version " + std::to_string(hdr_.version));
+  if (header_crc(hdr_) != hdr_.header_crc) return fail("header CRC mismatch");
+  const auto op = static_cast<peer::Op>(hdr_.op);
+  if (op < peer::Op::kHello || op > peer::Op::kPong) return fail("unknown opcode " + std::to_string(hdr_.op));
+  const uint32_t ctl = control_len(hdr_);
+  if (op == peer::Op::kFetchReply) {
+    if (hdr_.body_len < ctl || hdr_.body_len - ctl > peer::kMaxDataBody) return fail("bad reply length");
+  } else if (hdr_.body_len > peer::kMaxControlBody) {
+    return fail("oversized body (" + std::to_string(hdr_.body_len) + " bytes)");
+  }
+  body_.resize(ctl);
+  got_ = 0;
+  in_ = In::kBody;
+  if (ctl == 0) return body_ready(h);
+  return true;
+}
+
+bool PeerConn::body_ready(PeerConnHandler& h) {
+  const uint32_t crc = body_.empty() ? 0 : crc32c(body_.data(), body_.size());
+  if (crc != hdr_.body_crc) return fail("body CRC mismatch");
+  data_len_ = hdr_.body_len - static_cast<uint32_t>(body_.size());
+  data_dest_.clear();
+  if (!h.on_message(*this, hdr_, body_.data(), body_.size(), data_len_, &data_dest_)) return fail("rejected by handler");
+  if (data_len_ == 0) {
+    in_ = In::kHeader;
+    got_ = 0;
+    return true;
+  }
+  size_t room = 0;
+  for (const auto& v : data_dest_) room += v.iov_len;
+  if (!data_dest_.empty() && room < data_len_) return fail("reply larger than the block it answers");
+  if (data_dest_.empty()) {
+    discard_.resize(std::min<size_t>(data_len_, 1 << 20));
+    for (uint32_t left = data_len_; left > 0;) {
+      const uint32_t n = std::min<uint32_t>(left, static_cast<uint32_t>(discard_.size()));
+      data_dest_.push_back(iovec{discard_.data(), n});
+      left -= n;
+    }
+  }
+  data_iov_ = 0;
+  got_ = 0;
+  in_ = In::kData;
+  return true;
+}
+
+bool PeerConn::on_readable(PeerConnHandler& h) {
+  for (int rounds = 0; rounds < 64; ++rounds) {
+    ssize_t n;
+    if (in_ == In::kHeader) {
+      n = recv(fd_, reinterpret_cast<uint8_t*>(&hdr_) + got_, sizeof hdr_ - got_, MSG_DONTWAIT);
+    } else if (in_ == In::kBody) {
+      n = recv(fd_, body_.data() + got_, body_.size() - got_, MSG_DONTWAIT);
+    } else {
+      // Straight into the destination pages, as many iovecs as fit in one call.
+      iovec iov[64];
+      int cnt = 0;
+      size_t left = data_len_ - got_;
+      for (size_t i = data_iov_; i < data_dest_.size() && cnt < 64 && left > 0; ++i) {
+        iov[cnt] = data_dest_[i];
+        if (iov[cnt].iov_len > left) iov[cnt].iov_len = left;
+        left -= iov[cnt].iov_len;
+        ++cnt;
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(cnt);
+      n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+    }
+    if (n == 0) return fail("closed by peer");
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+      return fail(std::string("recv: ") + strerror(errno));
+    }
+    bytes_received_ += static_cast<uint64_t>(n);
+    got_ += static_cast<size_t>(n);
+    if (in_ == In::kHeader) {
+      if (got_ == sizeof hdr_ && !header_ready(h)) return false;
+    } else if (in_ == In::kBody) {
+      if (got_ == body_.size() && !body_ready(h)) return false;
+    } else {
+      // Advance the iovec cursor past what was filled.
+      size_t consumed = static_cast<size_t>(n);
+      while (consumed > 0 && data_iov_ < data_dest_.size()) {
+        iovec& v = data_dest_[data_iov_];
+        if (consumed >= v.iov_len) {
+          consumed -= v.iov_len;
+          ++data_iov_;
+        } else {
+          v.iov_base = static_cast<uint8_t*>(v.iov_base) + consumed;
+          v.iov_len -= consumed;
+          consumed = 0;
+        }
+      }
+      if (got_ == data_len_) {
+        in_ = In::kHeader;
+        got_ = 0;
+        const bool discarded = !discard_.empty() && !data_dest_.empty() &&
+                               data_dest_.front().iov_base >= discard_.data() &&
+                               data_dest_.front().iov_base < discard_.data() + discard_.size();
+        data_dest_.clear();
+        if (!discarded) h.on_data(*this, hdr_.request_id);
+        discard_.clear();
+      }
+    }
+  }
+  return true;
+}
+
+void PeerConn::send(peer::Op op, uint32_t request_id, const void* body, uint32_t body_len,
+                    const std::vector<iovec>& data) {
+  size_t data_len = 0;
+  for (const auto& v : data) data_len += v.iov_len;
+  peer::Header h{peer::kMagic, peer::kVersion, static_cast<uint16_t>(op), request_id,
+                 static_cast<uint32_t>(body_len + data_len), body_len ? crc32c(body, body_len) : 0, 0};
+  h.header_crc = header_crc(h);
+  // Header and control body go in one owned chunk: small messages queued in one
+  // loop iteration are then written together (coalesced) by flush().
+  Chunk c;
+  c.owned.resize(sizeof h + body_len);
+  memcpy(c.owned.data(), &h, sizeof h);
+  if (body_len) memcpy(c.owned.data() + sizeof h, body, body_len);
+  if (!out_.empty() && !out_.back().owned.empty() && out_.back().done == 0 && out_.back().owned.size() < 4096) {
+    auto& prev = out_.back().owned;
+    prev.insert(prev.end(), c.owned.begin(), c.owned.end());
+  } else {
+    out_.push_back(std::move(c));
+  }
+  for (const auto& v : data) {
+    Chunk d;
+    d.borrowed = v;
+    out_.push_back(std::move(d));
+  }
+}
+
+bool PeerConn::flush() {
+  while (!out_.empty()) {
+    iovec iov[64];
+    int cnt = 0;
+    size_t offered = 0;
+    for (auto it = out_.begin(); it != out_.end() && cnt < 64; ++it, ++cnt) {
+      iov[cnt] = iovec{const_cast<uint8_t*>(it->ptr()) + it->done, it->size() - it->done};
+      offered += iov[cnt].iov_len;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(cnt);
+    ssize_t n = sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return fail(std::string("send: ") + strerror(errno));
+      n = 0;
+    }
+    bytes_sent_ += static_cast<uint64_t>(n);
+    size_t sent = static_cast<size_t>(n);
+    while (sent > 0 && !out_.empty()) {
+      Chunk& c = out_.front();
+      const size_t left = c.size() - c.done;
+      if (sent >= left) {
+        sent -= left;
+        out_.pop_front();
+      } else {
+        c.done += sent;
+        sent = 0;
+      }
+    }
+    if (static_cast<size_t>(n) < offered) {
+      // The kernel is full. Borrowed arena bytes may change once we return to the
+      // event loop: keep a private copy of what is left of them.
+      for (Chunk& c : out_) {
+        if (!c.owned.empty()) continue;
+        const uint8_t* p = static_cast<const uint8_t*>(c.borrowed.iov_base) + c.done;
+        c.owned.assign(p, p + (c.borrowed.iov_len - c.done));
+        c.borrowed = iovec{nullptr, 0};
+        c.done = 0;
+      }
+      return true;
+    }
+  }
+  return true;
+}
+
+}  // namespace dc
