@@ -1,0 +1,258 @@
+// Plays a peer against a real agent's cluster port: every kind of malformed or
+// unauthenticated message must get the connection dropped (and counted), the agent
+// must stay up, and an authenticated peer must get clean refusals for requests it
+// may not make, and verified bytes for one it may.
+//
+//   dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT GOOD_REL_PATH
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "daemon/net/auth.h"
+#include "daemon/net/crc32c.h"
+#include "dc/file_key.h"
+#include "dc/peer_wire.h"
+
+using namespace dc;
+
+namespace {
+
+std::string g_host;
+int g_port = 0;
+std::string g_secret;
+int g_failures = 0;
+
+void check(const char* what, bool ok) {
+  printf("%-56s %s\n", what, ok ? "ok" : "FAILED");
+  if (!ok) ++g_failures;
+}
+
+int dial() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(g_port));
+  inet_pton(AF_INET, g_host.c_str(), &a.sin_addr);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    perror("connect");
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+peer::Header header(peer::Op op, uint32_t id, const void* body, uint32_t len, uint32_t extra_len = 0) {
+  peer::Header h{peer::kMagic, peer::kVersion, static_cast<uint16_t>(op), id, len + extra_len,
+                 len ? crc32c(body, len) : 0, 0};
+  h.header_crc = crc32c(&h, sizeof h);
+  return h;
+}
+
+void send_msg(int fd, peer::Op op, uint32_t id, const void* body, uint32_t len) {
+  peer::Header h = header(op, id, body, len);
+  std::vector<uint8_t> b(sizeof h + len);
+  memcpy(b.data(), &h, sizeof h);
+  if (len) memcpy(b.data() + sizeof h, body, len);
+  send(fd, b.data(), b.size(), MSG_NOSIGNAL);
+}
+
+bool recv_all(int fd, void* buf, size_t n) {
+  auto* p = static_cast<uint8_t*>(buf);
+  while (n > 0) {
+    ssize_t r = recv(fd, p, n, 0);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// True if the server closes the connection (rather than answering) within 5 s.
+bool dropped(int fd) {
+  uint8_t b[256];
+  for (;;) {
+    ssize_t r = recv(fd, b, sizeof b, 0);
+    if (r == 0) return true;
+    if (r < 0) return errno == ECONNRESET;
+  }
+}
+
+void expect_dropped(const char* what, const std::vector<uint8_t>& bytes, bool close_write = false) {
+  int fd = dial();
+  if (fd < 0) return check(what, false);
+  send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  if (close_write) shutdown(fd, SHUT_WR);
+  check(what, dropped(fd));
+  close(fd);
+}
+
+template <typename T>
+std::vector<uint8_t> bytes_of(const T& v) {
+  std::vector<uint8_t> b(sizeof v);
+  memcpy(b.data(), &v, sizeof v);
+  return b;
+}
+
+std::vector<uint8_t> message(peer::Op op, const void* body, uint32_t len) {
+  peer::Header h = header(op, 1, body, len);
+  std::vector<uint8_t> b(sizeof h + len);
+  memcpy(b.data(), &h, sizeof h);
+  if (len) memcpy(b.data() + sizeof h, body, len);
+  return b;
+}
+
+peer::HelloBody hello_body(uint8_t nonce[32]) {
+  peer::HelloBody h{};
+  snprintf(h.node_id, sizeof h.node_id, "tester");
+  random_nonce(nonce);
+  memcpy(h.nonce, nonce, 32);
+  return h;
+}
+
+// Full handshake with `secret`; returns the connected fd or -1.
+int authenticate(const std::string& secret) {
+  int fd = dial();
+  if (fd < 0) return -1;
+  uint8_t nonce[32];
+  peer::HelloBody hb = hello_body(nonce);
+  send_msg(fd, peer::Op::kHello, 1, &hb, sizeof hb);
+  peer::Header h;
+  peer::ChallengeBody c;
+  if (!recv_all(fd, &h, sizeof h) || h.op != static_cast<uint16_t>(peer::Op::kChallenge) ||
+      !recv_all(fd, &c, sizeof c)) {
+    close(fd);
+    return -1;
+  }
+  peer::AuthBody a;
+  const AuthProof p = prove(secret, kAuthRoleClient, nonce, c.nonce, "tester");
+  memcpy(a.proof, p.data(), sizeof a.proof);
+  send_msg(fd, peer::Op::kAuth, 2, &a, sizeof a);
+  if (!recv_all(fd, &h, sizeof h) || h.op != static_cast<uint16_t>(peer::Op::kAuthOk)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends a fetch and reads the reply; returns its status (or -1) and the data.
+int fetch(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::string& path,
+          std::vector<uint8_t>* data, bool* crc_ok) {
+  std::vector<uint8_t> body(sizeof(peer::FetchBody) + ds.size() + path.size());
+  peer::FetchBody f{hi, lo, 0, 0, 0, static_cast<uint16_t>(ds.size()), static_cast<uint16_t>(path.size()), 0};
+  memcpy(body.data(), &f, sizeof f);
+  memcpy(body.data() + sizeof f, ds.data(), ds.size());
+  memcpy(body.data() + sizeof f + ds.size(), path.data(), path.size());
+  send_msg(fd, peer::Op::kFetch, 9, body.data(), static_cast<uint32_t>(body.size()));
+  peer::Header h;
+  peer::FetchReplyBody r;
+  if (!recv_all(fd, &h, sizeof h) || !recv_all(fd, &r, sizeof r)) return -1;
+  data->resize(r.length);
+  if (r.length && !recv_all(fd, data->data(), r.length)) return -1;
+  *crc_ok = crc32c(data->data(), data->size()) == r.data_crc;
+  return r.status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT REL_PATH\n");
+    return 2;
+  }
+  g_host = argv[1];
+  g_port = atoi(argv[2]);
+  auto secret = load_secret(argv[3]);
+  if (!secret) {
+    fprintf(stderr, "%s\n", secret.error().message.c_str());
+    return 2;
+  }
+  g_secret = *secret;
+  const std::string ds = argv[4], root = argv[5], path = argv[6];
+  struct stat st {};
+  if (stat((root + "/" + path).c_str(), &st) != 0) {
+    perror("stat");
+    return 2;
+  }
+  const FileKey key = make_file_key(ds.data(), ds.size(), path.data(), path.size(), static_cast<uint64_t>(st.st_size),
+                                    static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
+                                        static_cast<uint64_t>(st.st_mtim.tv_nsec));
+  const uint64_t hi = key.hi, lo = key.lo;
+
+  uint8_t nonce[32];
+  peer::HelloBody hb = hello_body(nonce);
+  std::vector<uint8_t> good_hello = message(peer::Op::kHello, &hb, sizeof hb);
+
+  expect_dropped("garbage bytes", std::vector<uint8_t>(24, 0x5a));
+  {
+    auto m = good_hello;
+    peer::Header h;
+    memcpy(&h, m.data(), sizeof h);
+    h.magic ^= 1;
+    h.header_crc = 0;
+    h.header_crc = crc32c(&h, sizeof h);
+    memcpy(m.data(), &h, sizeof h);
+    expect_dropped("wrong magic", m);
+    h.magic = peer::kMagic;
+    h.version = 7;
+    h.header_crc = 0;
+    h.header_crc = crc32c(&h, sizeof h);
+    memcpy(m.data(), &h, sizeof h);
+    expect_dropped("wrong version", m);
+    h.version = peer::kVersion;
+    h.body_len = peer::kMaxControlBody + 1;
+    h.header_crc = 0;
+    h.header_crc = crc32c(&h, sizeof h);
+    memcpy(m.data(), &h, sizeof h);
+    expect_dropped("oversized body length", m);
+  }
+  {
+    auto m = good_hello;
+    m[9] ^= 0xff;  // request id: header CRC no longer matches
+    expect_dropped("bad header CRC", m);
+    m = good_hello;
+    m.back() ^= 0xff;  // last nonce byte: body CRC no longer matches
+    expect_dropped("bad body CRC", m);
+    m = good_hello;
+    m.resize(sizeof(peer::Header) + 10);
+    expect_dropped("truncated body, then end of stream", m, true);
+  }
+  {
+    peer::FetchBody f{hi, lo, 0, 0, 0, 1, 1, 0};
+    std::vector<uint8_t> body(sizeof f + 2, 'a');
+    memcpy(body.data(), &f, sizeof f);
+    expect_dropped("fetch before authentication", message(peer::Op::kFetch, body.data(), static_cast<uint32_t>(body.size())));
+    expect_dropped("ping before authentication", message(peer::Op::kPing, nullptr, 0));
+  }
+  check("authentication with the wrong secret is refused", authenticate(g_secret + "x") < 0);
+
+  int fd = authenticate(g_secret);
+  check("authentication with the right secret", fd >= 0);
+  if (fd >= 0) {
+    std::vector<uint8_t> data;
+    bool crc_ok = false;
+    check("fetch from an unknown dataset is refused",
+          fetch(fd, hi, lo, "no-such-dataset", path, &data, &crc_ok) == static_cast<int>(peer::Status::kUnknownDataset));
+    check("fetch with '..' in the path is refused",
+          fetch(fd, hi, lo, ds, "../../etc/passwd", &data, &crc_ok) == static_cast<int>(peer::Status::kBadRequest));
+    check("fetch through a symlink out of the root is refused",
+          fetch(fd, hi, lo, ds, "escape", &data, &crc_ok) == static_cast<int>(peer::Status::kOutsideDataset));
+    check("fetch with a key that is not the file's is refused",
+          fetch(fd, hi, lo + 1, ds, path, &data, &crc_ok) == static_cast<int>(peer::Status::kStale));
+    const int st = fetch(fd, hi, lo, ds, path, &data, &crc_ok);
+    check("a valid fetch returns the block with a matching CRC", st == 0 && !data.empty() && crc_ok);
+    // The connection survived the refusals, and stays usable.
+    close(fd);
+  }
+  printf("%d failure(s)\n", g_failures);
+  return g_failures ? 1 : 0;
+}
