@@ -13,6 +13,7 @@
 #                 socket $T/nI/agent.sock, log $T/nI/agent.log
 #   $T/data     : the dataset "test", one shared directory (the origin)
 #   $T/cluster.key : the shared secret, mode 0600
+# DC_KEEP_TMP=1 keeps $T (configs, agent logs, reader logs) after the run.
 set -euo pipefail
 
 : "${DC_BUILD:?DC_BUILD must point at the build directory}"
@@ -28,6 +29,7 @@ PY=/usr/bin/python3   # Debian's interpreter
 
 # realpath: the shim and the agent compare canonical dataset paths.
 T=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/dc-cl.XXXXXX")")
+echo $$ > "$T/owner"   # lets a later run reap this dir if we are SIGKILLed
 CL_N=0
 CL_PREFIX=""
 CL_HUB=""
@@ -51,8 +53,7 @@ cl_cleanup() {
   done
   for ((i = 1; i <= CL_N; i++)); do
     [ -n "${CL_PID[i]:-}" ] || continue
-    local k
-    for k in $(seq 1 50); do kill -0 "${CL_PID[i]}" 2>/dev/null || break; sleep 0.05; done
+    for _ in $(seq 1 50); do kill -0 "${CL_PID[i]}" 2>/dev/null || break; sleep 0.05; done
     kill -9 "${CL_PID[i]}" 2>/dev/null
     wait "${CL_PID[i]}" 2>/dev/null
   done
@@ -75,7 +76,12 @@ cl_cleanup() {
   if [ -n "$CL_CGROUP" ]; then
     for _ in $(seq 1 40); do rmdir "$CL_CGROUP" 2>/dev/null && break; sleep 0.05; done
   fi
-  rm -rf "$T"
+  if [ -n "${DC_KEEP_TMP:-}" ]; then
+    rm -f "$T/owner"
+    echo "# kept $T (DC_KEEP_TMP)" >&2
+  else
+    rm -rf "$T"
+  fi
   exit $rc
 }
 trap cl_cleanup EXIT
@@ -90,7 +96,13 @@ cl_reap_stale() {
     [[ "$ns" =~ ^dc([0-9]+)x[0-9a-z]+-(hub|n[0-9]+)$ ]] || continue
     pid=${BASH_REMATCH[1]}
     kill -0 "$pid" 2>/dev/null && continue
-    ip netns del "$ns" 2>/dev/null && note "deleted stale namespace $ns (run $pid is gone)"
+    if ip netns del "$ns" 2>/dev/null; then note "deleted stale namespace $ns (run $pid is gone)"; fi
+  done
+  local d
+  for d in "${TMPDIR:-/tmp}"/dc-cl.*; do
+    [ "$d" != "$T" ] && [ -f "$d/owner" ] || continue
+    pid=$(cat "$d/owner" 2>/dev/null) || continue
+    if [[ "$pid" =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$d"; fi
   done
   local cg
   for cg in /sys/fs/cgroup/blkio/dc*x*; do
@@ -553,8 +565,11 @@ wait_reader_at() {
 
 # wait_reader NAME PID: the reader's exit; fail unless it read every byte right.
 wait_reader() {
-  local rc=0
+  local rc=0 p keep=()
   wait "$2" || rc=$?
+  # Reaped: forget the pid, so the cleanup never signals a recycled one.
+  for p in "${EXTRA_PIDS[@]}"; do [ "$p" = "$2" ] || keep+=("$p"); done
+  EXTRA_PIDS=("${keep[@]}")
   [ $rc -eq 0 ] || fail "reader $1 failed (exit $rc): $(tail -n 5 "$T/$1.log")"
   note "$1: $(tail -n 1 "$T/$1.log")"
 }

@@ -65,13 +65,15 @@ if [[ ${DC_BENCH_PERSISTENT:-0} == 1 ]]; then PERSIST_ARG=(--persistent) PERSIST
 
 if ! command -v bindfs >/dev/null || ! command -v fusermount3 >/dev/null; then
   log "installing bindfs and fuse3"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y bindfs fuse3 >/dev/null ||
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y bindfs fuse3 >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y bindfs fuse3 >/dev/null; } ||
     die "apt-get install bindfs fuse3 failed"
 fi
 [[ -e /dev/fuse ]] || die "/dev/fuse missing: no FUSE in this kernel/container"
 
-# Data on a real disk, not tmpfs: the fill epoch reads the origin with O_DIRECT,
-# which tmpfs does not have, and the page cache is part of what is compared.
+# Data on a real disk, not tmpfs: native and FUSE runs then read a real
+# filesystem's page cache, and the agent's fill epoch reads the disk (O_DIRECT).
 base=${TMPDIR:-/tmp}
 if [[ $(stat -f -c %T "$base") == tmpfs ]]; then base=/var/tmp; fi
 TMP=$(mktemp -d "$base/dc-dlbench.XXXXXX")
