@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Fetch once: three nodes read the whole dataset at the same time, cold. Every byte
-# must be right, the origin must be read about once in total (each block by its
-# owner only), and every node must have received bytes from its peers.
+# Fetch once: N nodes (CL_NODES, default 3) read the whole dataset at the same time,
+# cold. Every byte must be right, the origin must be read about once in total
+# (each block by its owner only), and every node must have received bytes from
+# its peers.
 source "$(dirname "$0")/lib.sh"
 
-cluster_up 3
+N=${CL_NODES:-3}
+cluster_up "$N"
 total=$(gen_dataset "$T/data" 64)
 md5_ref "$T/data" "$T/ref.json"
 note "dataset: $total bytes in $(find "$T/data" -type f | wc -l) files"
@@ -12,8 +14,8 @@ note "dataset: $total bytes in $(find "$T/data" -type f | wc -l) files"
 # wait_formed: every node sees every other as live (a short wait if no dcctl ring).
 wait_formed() {
   local i j rc
-  for i in 1 2 3; do
-    for j in 1 2 3; do
+  for ((i = 1; i <= N; i++)); do
+    for ((j = 1; j <= N; j++)); do
       [ "$i" -eq "$j" ] && continue
       wait_member "$i" "n$j" true 20 && rc=0 || rc=$?
       if [ $rc -eq 2 ]; then note "dcctl has no ring: waiting 3 s for the cluster to form"; sleep 3; return 0; fi
@@ -33,11 +35,11 @@ check_bound() {
 
 # Epoch 1, cold, all nodes at once: the owners see concurrent requests for the
 # same blocks from their own readers and from both peers.
-for i in 1 2 3; do start_reader "$i" 1 0 "cold$i"; pids[i]=$READER_PID; done
-for i in 1 2 3; do wait_reader "cold$i" "${pids[i]}"; done
+for ((i = 1; i <= N; i++)); do start_reader "$i" 1 0 "cold$i"; pids[i]=$READER_PID; done
+for ((i = 1; i <= N; i++)); do wait_reader "cold$i" "${pids[i]}"; done
 check_alive
 check_bound "cold epoch"
-for i in 1 2 3; do
+for ((i = 1; i <= N; i++)); do
   peer=$(node_stat "$i" bytes_peer)
   note "node $i: bytes_peer $peer, bytes_origin $(node_stat "$i" bytes_origin)"
   [ "$peer" -gt 0 ] || fail "node $i received no bytes from its peers"
@@ -47,8 +49,8 @@ done
 
 # Epoch 2, warm: copies of others' blocks may have been evicted, but owners keep
 # theirs, so the origin is not read again (beyond the 2% slack).
-for i in 1 2 3; do start_reader "$i" 1 0 "warm$i"; pids[i]=$READER_PID; done
-for i in 1 2 3; do wait_reader "warm$i" "${pids[i]}"; done
+for ((i = 1; i <= N; i++)); do start_reader "$i" 1 0 "warm$i"; pids[i]=$READER_PID; done
+for ((i = 1; i <= N; i++)); do wait_reader "warm$i" "${pids[i]}"; done
 check_alive
 check_bound "after a warm epoch"
 note "fetch once ok"

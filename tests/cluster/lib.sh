@@ -26,6 +26,7 @@ PY=/usr/bin/python3   # Debian's interpreter
 : "${CL_MEMORY:=128MiB}"          # arena per node
 : "${CL_MEMBER_TIMEOUT:=2s}"
 : "${CL_PORT:=7070}"              # private to each namespace, so fixed is fine
+: "${CL_CLIENT_ONLY:=}"           # node numbers (space-separated) that own nothing (serve = false)
 
 # realpath: the shim and the agent compare canonical dataset paths.
 T=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/dc-cl.XXXXXX")")
@@ -197,9 +198,13 @@ print(f'reader: {epochs} epoch(s), {done} bytes, {time.monotonic() - t0:.1f} s, 
 EOP
 }
 
-# cl_write_config I: node I's config; peers are all other nodes.
+cl_client_only() { [[ " $CL_CLIENT_ONLY " == *" $1 "* ]]; }
+
+# cl_write_config I: node I's config; peers are all other serving nodes (a
+# client-only node is nobody's member: it only connects out).
 cl_write_config() {
-  local i=$1 j
+  local i=$1 j serve=true
+  cl_client_only "$i" && serve=false
   mkdir -p "$T/n$i"
   {
     cat <<EOC
@@ -214,12 +219,13 @@ path = "$T/data"
 [cluster]
 node_id = "n$i"
 listen = "$CL_NET.$i:$CL_PORT"
-serve = true
+serve = $serve
 secret_file = "$T/cluster.key"
 member_timeout = "$CL_MEMBER_TIMEOUT"
 EOC
     for ((j = 1; j <= CL_N; j++)); do
       [ "$j" -eq "$i" ] && continue
+      cl_client_only "$j" && continue
       printf '[[peer]]\nid = "n%d"\naddress = "%s.%d:%d"\n' "$j" "$CL_NET" "$j" "$CL_PORT"
     done
   } > "$T/n$i/agent.toml"

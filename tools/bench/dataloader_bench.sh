@@ -169,7 +169,7 @@ run_epochs() {  # run_epochs ROOT [--stats-cmd CMD]
 # field KEY LINE: value of key=value in a line.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 epoch_line() { grep "^EPOCH $2 " "$1"; }
-median() {  # "na" if any value is not a number (cpu_s with persistent workers)
+median() {  # "na" if any value is not a number
   printf '%s\n' "$@" | sort -g | awk '$1 !~ /^[0-9.]+$/ {bad = 1} {v[NR] = $1}
     END {print bad ? "na" : v[int((NR + 1) / 2)]}'
 }
@@ -260,7 +260,7 @@ row fuse_bindfs_warm "$sec_fuse" "$sps_fuse" "$mbs_fuse" "$cpu_fuse" "$(us_per "
 fc=$(field cpu_s "$FILL_LINE")
 row "shim_fill (run 1 ep 1)" "$(field seconds "$FILL_LINE")" "$(field samples_per_s "$FILL_LINE")" \
   "$(field mb_per_s "$FILL_LINE")" "$fc" "$(us_per "$fc")" "$(field helper_cpu_s "$FILL_LINE")" "" "" "(no target)"
-echo "cpu_s: main process + the epoch's $WORKERS forked workers (na with persistent workers); helper_s: dcagent (shim) or bindfs (fuse) CPU during the epoch"
+echo "cpu_s: main process + the epoch's $WORKERS workers; helper_s: dcagent (shim) or bindfs (fuse) CPU during the epoch"
 echo "per-run timed epochs (s): native:${SEC[native]}  shim:${SEC[shim]}  fuse:${SEC[fuse]}"
 echo "per-run timed epoch cpu_s: native:${CPU[native]}  shim:${CPU[shim]}  fuse:${CPU[fuse]}"
 echo "shim counters, fill epoch (run 1 epoch 1): $FILL_STATS"

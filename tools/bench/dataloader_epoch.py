@@ -21,7 +21,7 @@ One line per epoch on stdout:
     EPOCH e seconds=S samples=N bytes=B samples_per_s=X mb_per_s=Y cpu_s=C
           [helper_cpu_s=H] checksum=HEX
 cpu_s is the CPU time (user + system) of the main process and the epoch's workers
-("na" with --persistent: live workers' time cannot be collected per epoch);
+(persistent workers: read from /proc/PID/stat, at 1/CLK_TCK resolution);
 helper_cpu_s that of --helper-pid (the agent, or the FUSE daemon) during the epoch.
 The checksum depends on the bytes of every file and on the order the samples came
 out of the loader, never on timing: runs with the same seed over the same files
@@ -116,6 +116,18 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def live_worker_cpu(loader):
+    """{pid: CPU seconds} of a persistent loader's live workers (private DataLoader
+    attributes: None if this torch lays them out differently)."""
+    it = getattr(loader, "_iterator", None)
+    if it is None:
+        return {}
+    try:
+        return {w.pid: proc_cpu_seconds(w.pid) for w in it._workers if w.is_alive()}
+    except (AttributeError, OSError):
+        return None
+
+
 def dc_stats(cmd):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
@@ -153,6 +165,7 @@ def run(args):
         n = 0
         h0 = proc_cpu_seconds(args.helper_pid) if args.helper_pid else 0.0
         c0 = cpu_seconds()
+        w0 = live_worker_cpu(loader) if args.persistent else {}
         t0 = time.perf_counter()
         for lens, sums, labels in loader:  # the iterator (and its workers) starts here
             for ln, s, lb in zip(lens.tolist(), sums.tolist(), labels.tolist()):
@@ -160,7 +173,14 @@ def run(args):
                 nbytes += ln
                 n += 1
         dt = time.perf_counter() - t0  # includes worker start and shutdown
-        cpu = "na" if args.persistent else f"{cpu_seconds() - c0:.3f}"
+        c1 = cpu_seconds()
+        # Workers that exited were reaped (RUSAGE_CHILDREN); persistent ones are alive.
+        w1 = live_worker_cpu(loader) if args.persistent else {}
+        if w0 is None or w1 is None:
+            cpu = "na"
+        else:
+            c1 += sum(v - w0.get(pid, 0.0) for pid, v in w1.items())
+            cpu = f"{c1 - c0:.3f}"
         helper = f" helper_cpu_s={proc_cpu_seconds(args.helper_pid) - h0:.2f}" if args.helper_pid else ""
         if n != len(ds):
             sys.exit(f"dataloader_epoch: epoch {e} yielded {n} samples, dataset has {len(ds)}")
