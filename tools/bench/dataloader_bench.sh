@@ -18,6 +18,9 @@
 #   DC_BENCH_PERSISTENT=1 persistent_workers=True (default False: workers are forked
 #                         afresh each epoch, the DataLoader default)
 #   DC_BENCH_CACHE        agent [cache] memory (default 4GiB, quick 1GiB)
+#   DC_BENCH_BINDFS_OPTS  bindfs options (default --no-allow-other: bindfs's default
+#                         single-threaded mode; --multithreaded measured no faster
+#                         here and used more CPU)
 #   DC_BENCH_KEEP=1       keep the temp dir (data, config, agent log, run outputs)
 #
 # Each run is one python process: epoch 1 warms (page cache, dc arena, or FUSE
@@ -77,8 +80,9 @@ fi
 base=${TMPDIR:-/tmp}
 if [[ $(stat -f -c %T "$base") == tmpfs ]]; then base=/var/tmp; fi
 TMP=$(mktemp -d "$base/dc-dlbench.XXXXXX")
-AGENT_PID= BINDFS_PID=
+AGENT_PID='' BINDFS_PID=''
 MNT=$TMP/mnt
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   if [[ -n $AGENT_PID ]]; then
     kill "$AGENT_PID" 2>/dev/null || true
@@ -151,7 +155,9 @@ start_agent
 log "agent up (pid $AGENT_PID), cache $CACHE, socket $SOCK"
 
 # In the foreground (-f) so its pid is ours: to report its CPU time, and to stop it.
-bindfs -f --no-allow-other "$DATA" "$MNT" 2>>"$TMP/bindfs.log" &
+BINDFS_OPTS=${DC_BENCH_BINDFS_OPTS:---no-allow-other}
+# shellcheck disable=SC2086
+bindfs -f $BINDFS_OPTS "$DATA" "$MNT" 2>>"$TMP/bindfs.log" &
 BINDFS_PID=$!
 for ((i = 0; i < 100; i++)); do
   mountpoint -q "$MNT" && break
@@ -159,7 +165,7 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.05
 done
 mountpoint -q "$MNT" || die "$MNT is not a mount point 5 s after bindfs"
-log "FUSE passthrough: bindfs -f --no-allow-other $DATA $MNT (pid $BINDFS_PID, $(bindfs --version 2>&1 | head -1))"
+log "FUSE passthrough: bindfs -f $BINDFS_OPTS $DATA $MNT (pid $BINDFS_PID, $(bindfs --version 2>&1 | head -1))"
 
 # ---- runs ------------------------------------------------------------------------
 run_epochs() {  # run_epochs ROOT [--stats-cmd CMD]
@@ -177,7 +183,7 @@ median() {  # "na" if any value is not a number
 declare -A SEC SPS MBS CPU HCPU
 CKS1=() CKS2=()
 SHIM_STATS=()
-FILL_LINE= FILL_STATS=
+FILL_LINE='' FILL_STATS=''
 for ((r = 1; r <= REPS; r++)); do
   for cfg in native shim fuse; do
     o=$OUT/$cfg.$r
@@ -229,12 +235,16 @@ for ((i = 0; i < ${#SHIM_STATS[@]}; i++)); do
 done
 
 # ---- report ----------------------------------------------------------------------
+# The per-run lists are space-separated strings: split on purpose.
 # shellcheck disable=SC2086
-for cfg in native shim fuse; do
-  declare "sec_$cfg=$(median ${SEC[$cfg]})" "sps_$cfg=$(median ${SPS[$cfg]})" \
-    "mbs_$cfg=$(median ${MBS[$cfg]})" "cpu_$cfg=$(median ${CPU[$cfg]})"
-done
-hcpu_shim=$(median ${HCPU[shim]}) hcpu_fuse=$(median ${HCPU[fuse]})
+{
+  sec_native=$(median ${SEC[native]}) sps_native=$(median ${SPS[native]})
+  mbs_native=$(median ${MBS[native]}) cpu_native=$(median ${CPU[native]})
+  sec_shim=$(median ${SEC[shim]}) sps_shim=$(median ${SPS[shim]})
+  mbs_shim=$(median ${MBS[shim]}) cpu_shim=$(median ${CPU[shim]}) hcpu_shim=$(median ${HCPU[shim]})
+  sec_fuse=$(median ${SEC[fuse]}) sps_fuse=$(median ${SPS[fuse]})
+  mbs_fuse=$(median ${MBS[fuse]}) cpu_fuse=$(median ${CPU[fuse]}) hcpu_fuse=$(median ${HCPU[fuse]})
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t) ? "PASS" : "MISS"}'; }
 r_native=$(ratio "$sps_shim" "$sps_native")
@@ -248,14 +258,15 @@ us_per() { [[ $1 == na ]] && { echo na; return; }; awk -v c="$1" -v n="$FILES" '
 echo
 echo "dc DataLoader benchmark: $FILES files ($gb GB, 60-160 KiB) in $CLASSES classes," \
   "num_workers=$WORKERS batch_size=$BATCH persistent_workers=$PERSIST (fork), shuffle seed $SEED;" \
-  "timed epoch = 2nd epoch of each run, median of $REPS runs; cache $CACHE; $(nproc) cpus, $(uname -r);" \
+  "timed epoch = 2nd epoch of each run, median of $REPS runs; cache $CACHE; bindfs $BINDFS_OPTS;" \
+  "$(nproc) cpus, $(uname -r);" \
   "loadavg before/after: $LOAD0 / $(cut -d' ' -f1-3 /proc/loadavg)"
 row() { printf '%-22s %9s %10s %8s %8s %9s %8s %12s %-7s %s\n' "$@"; }
 row config epoch_s samples/s MB/s cpu_s us/sample helper_s shim_speedup target verdict
 row native_warm "$sec_native" "$sps_native" "$mbs_native" "$cpu_native" "$(us_per "$cpu_native")" - \
   "$r_native" ">=1.0" "$v_native"
 row shim_warm "$sec_shim" "$sps_shim" "$mbs_shim" "$cpu_shim" "$(us_per "$cpu_shim")" "$hcpu_shim" 1.00 "" ""
-row fuse_bindfs_warm "$sec_fuse" "$sps_fuse" "$mbs_fuse" "$cpu_fuse" "$(us_per "$cpu_fuse")" "$hcpu_fuse" \
+row "fuse_bindfs_warm" "$sec_fuse" "$sps_fuse" "$mbs_fuse" "$cpu_fuse" "$(us_per "$cpu_fuse")" "$hcpu_fuse" \
   "$r_fuse" ">=3" "$v_fuse"
 fc=$(field cpu_s "$FILL_LINE")
 row "shim_fill (run 1 ep 1)" "$(field seconds "$FILL_LINE")" "$(field samples_per_s "$FILL_LINE")" \
