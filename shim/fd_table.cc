@@ -110,7 +110,7 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
   return false;  // changing under us: treat as untracked, the real fd is always right
 }
 
-void fd_set(int fd, const FdInfo& info) {
+void fd_track(int fd, const FdInfo& info) {
   Slot* s = slot_for(fd, true);
   if (!s || info.path_len >= kSlotPathMax) return;
   write_begin(s);
@@ -150,7 +150,7 @@ void fd_clear_range(unsigned first, unsigned last) {
 
 void fd_copy(int from, int to) {
   FdInfo info;
-  if (fd_lookup(from, &info, true)) fd_set(to, info);
+  if (fd_lookup(from, &info, true)) fd_track(to, info);
   else fd_clear(to);
 }
 

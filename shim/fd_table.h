@@ -33,7 +33,7 @@ struct FdInfo {
 // Copies the slot of `fd`. False if fd is not tracked. `with_path` also copies the
 // relative path (only the miss path needs it).
 bool fd_lookup(int fd, FdInfo* out, bool with_path);
-void fd_set(int fd, const FdInfo& info);
+void fd_track(int fd, const FdInfo& info);
 void fd_clear(int fd);
 // Clears every tracked slot with first <= fd <= last.
 void fd_clear_range(unsigned first, unsigned last);

@@ -46,8 +46,16 @@ int finish_open(int fd, int flags) {
 }
 
 void after_dup(int from, int to) {
-  if (to < 0 || to == from || link_in_foreign_process()) return;
-  fd_copy(from, to);
+  if (to < 0 || to == from) return;
+  FdInfo info;
+  if (!fd_lookup(from, &info, true)) {
+    fd_clear(to);  // the new number describes nothing we track (clearing is always safe)
+    return;
+  }
+  // Setting a slot is not safe in a vfork child (it shares our memory): only now,
+  // for a tracked source, pay for the check.
+  if (link_in_foreign_process()) return;
+  fd_track(to, info);
 }
 
 }  // namespace

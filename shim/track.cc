@@ -56,7 +56,7 @@ void track_opened(int fd, int flags) {
       // A writer of a dataset file: drop what is cached of it now, and again at
       // close (a same-size rewrite within one mtime tick keeps the file key).
       info.kind = SlotKind::kWriter;
-      fd_set(fd, info);
+      fd_track(fd, info);
       link_invalidate(i, rel, rel_len);
       break;
     }
@@ -67,7 +67,7 @@ void track_opened(int fd, int flags) {
     const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
                               static_cast<uint64_t>(st.st_mtim.tv_nsec);
     info.key = make_file_key(d.name, d.name_len, rel, rel_len, info.size, mtime_ns);
-    fd_set(fd, info);
+    fd_track(fd, info);
     break;
   }
   errno = saved;
