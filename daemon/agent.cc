@@ -141,6 +141,7 @@ int Agent::run() {
         case kPeer: cluster_->on_event(data & kIdMask, events[i].events); break;
       }
     }
+    flush_fills();  // nothing may wait past this iteration (its fd could be reused)
     // Requests queued while handling this batch leave together (coalesced).
     if (cluster_) cluster_->flush_all();
   }

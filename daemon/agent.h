@@ -67,6 +67,7 @@ class Agent {
   void prefetch(const OriginFile& file, FileKey key, uint32_t dataset_id, const std::string& path,
                 Readahead::Plan plan);
   void submit_fill(const OriginFile& file, BlockCache::Handle h, uint64_t block, uint32_t len);
+  void flush_fills();
   // Starts making `block` resident: from its owner if another live member owns it,
   // else from the origin. Returns what BlockCache::begin said.
   BlockCache::Begin begin_block(const OriginFile& file, FileKey key, uint32_t dataset_id, const std::string& path,
@@ -99,6 +100,22 @@ class Agent {
   };
   std::unordered_map<uint64_t, PeerFill> peer_fills_;  // by block handle
   std::unordered_map<uint64_t, PeerServeRequest> peer_requests_;
+  // Consecutive blocks of one file, filled from the origin by one read: large
+  // device requests, as the kernel's own readahead would issue. Flushed before the
+  // handler that built it returns (the fd must still be the file's then).
+  struct FillRun {
+    int fd = -1;
+    uint32_t direct_align = 0;
+    uint64_t first_block = 0;
+    uint64_t bytes = 0;
+    bool ends_short = false;
+    std::vector<BlockCache::Handle> handles;
+  };
+  static constexpr size_t kMaxRunBlocks = 4;
+  static constexpr uint64_t kFillGroupBit = 1ULL << 62;
+  FillRun run_;
+  std::unordered_map<uint64_t, std::vector<BlockCache::Handle>> fill_groups_;
+  uint64_t next_fill_group_ = 1;
   uint64_t next_peer_request_ = 1;
   ListenSocket listen_;
   int epoll_fd_ = -1;

@@ -66,6 +66,7 @@ void Agent::on_peer_fetched(uint64_t handle, bool ok, bool crc_error) {
     return;
   }
   submit_fill(*file, static_cast<BlockCache::Handle>(handle), f.block, f.len);
+  flush_fills();
 }
 
 void Agent::serve_peer(const PeerServeRequest& req) {
@@ -90,7 +91,10 @@ void Agent::serve_peer(const PeerServeRequest& req) {
   switch (cache_->begin(req.key, req.block, len, kPeerTokenBit | id, &h)) {
     case BlockCache::Begin::kResident: peer_request_done(id, true); break;
     case BlockCache::Begin::kJoined: break;
-    case BlockCache::Begin::kStarted: submit_fill(*file, h, req.block, len); break;
+    case BlockCache::Begin::kStarted:
+      submit_fill(*file, h, req.block, len);
+      flush_fills();
+      break;
     case BlockCache::Begin::kNoSpace:
       peer_requests_.erase(id);
       refuse(peer::Status::kBusy);

@@ -149,6 +149,7 @@ void Agent::handle_fetch(Session& s, const Request& r) {
   const bool done = p.remaining == 0;
   prefetch(*file, r.key, r.dataset_id, r.path,
            readahead_->on_fetch(r.key, {r.dataset_id, r.path}, r.first_block, count, nblocks));
+  flush_fills();
   if (done) reply_fetch(pid);
 }
 
@@ -162,6 +163,7 @@ void Agent::prefetch(const OriginFile& file, FileKey key, uint32_t dataset_id, c
     if (begun == BlockCache::Begin::kNoSpace) break;
     if (begun == BlockCache::Begin::kStarted) ++counters_.readahead_blocks;
   }
+  flush_fills();
 }
 
 BlockCache::Begin Agent::begin_block(const OriginFile& file, FileKey key, uint32_t dataset_id, const std::string& path,
@@ -185,22 +187,59 @@ BlockCache::Begin Agent::begin_block(const OriginFile& file, FileKey key, uint32
 }
 
 void Agent::submit_fill(const OriginFile& file, BlockCache::Handle h, uint64_t block, uint32_t len) {
-  std::vector<iovec> iov;
-  cache_->iovecs(h, &iov);
-  if (file.direct_align && !iov.empty()) {
+  const bool continues = !run_.handles.empty() && run_.fd == file.fd && !run_.ends_short &&
+                         block == run_.first_block + run_.handles.size();
+  if (!continues) flush_fills();
+  if (run_.handles.empty()) {
+    run_.fd = file.fd;
+    run_.direct_align = file.direct_align;
+    run_.first_block = block;
+    run_.bytes = 0;
+  }
+  run_.handles.push_back(h);
+  run_.bytes += len;
+  run_.ends_short = len < arena_->block_size();
+  if (run_.handles.size() >= kMaxRunBlocks || run_.ends_short) flush_fills();
+}
+
+void Agent::flush_fills() {
+  if (run_.handles.empty()) return;
+  std::vector<iovec> iov, one;
+  for (BlockCache::Handle h : run_.handles) {
+    cache_->iovecs(h, &one);
+    iov.insert(iov.end(), one.begin(), one.end());
+  }
+  if (run_.direct_align && !iov.empty()) {
     // O_DIRECT transfers whole device blocks: round the last buffer up (it stays
     // inside its page slot); the read itself ends short at end of file.
     iovec& last = iov.back();
-    last.iov_len = (last.iov_len + file.direct_align - 1) / file.direct_align * file.direct_align;
+    last.iov_len = (last.iov_len + run_.direct_align - 1) / run_.direct_align * run_.direct_align;
   }
-  reader_->submit(file.fd, iov, block * arena_->block_size(), len, h);
+  uint64_t user = run_.handles.front();
+  if (run_.handles.size() > 1) {
+    user = kFillGroupBit | next_fill_group_++;
+    fill_groups_[user] = run_.handles;
+  }
+  reader_->submit(run_.fd, iov, run_.first_block * arena_->block_size(), run_.bytes, user);
+  run_.handles.clear();
 }
 
-void Agent::on_fill_done(uint64_t handle, bool ok, int err) {
-  if (ok) ++counters_.blocks_filled;
-  else DC_LOG_WARN("origin read failed: %s", strerror(err));
+void Agent::on_fill_done(uint64_t user, bool ok, int err) {
+  if (!ok) DC_LOG_WARN("origin read failed: %s", strerror(err));
   counters_.bytes_origin = reader_->bytes_read();
-  for (uint64_t token : cache_->finish(static_cast<BlockCache::Handle>(handle), ok)) block_done(token, ok);
+  std::vector<BlockCache::Handle> handles;
+  if (user & kFillGroupBit) {
+    auto it = fill_groups_.find(user);
+    if (it == fill_groups_.end()) return;
+    handles = std::move(it->second);
+    fill_groups_.erase(it);
+  } else {
+    handles.push_back(static_cast<BlockCache::Handle>(user));
+  }
+  for (BlockCache::Handle h : handles) {
+    if (ok) ++counters_.blocks_filled;
+    for (uint64_t token : cache_->finish(h, ok)) block_done(token, ok);
+  }
 }
 
 void Agent::block_done(uint64_t token, bool ok) {
