@@ -85,42 +85,58 @@ bool send_all(int fd, const void* data, size_t len) {
   return n == static_cast<long>(len);
 }
 
-// Receives the reply to `request_id`, with attached descriptors if any.
+// Receives the reply to `request_id`, with attached descriptors if any. On
+// success the descriptors are the caller's (*nfds of them); on failure none are
+// returned (any that arrived are closed here) and *nfds is 0.
 long recv_reply(int fd, void* buf, size_t cap, uint32_t request_id, int* fds, int* nfds) {
+  const int capacity = nfds ? *nfds : 0;
+  if (nfds) *nfds = 0;
   for (;;) {
     iovec iov{buf, cap};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    memset(control, 0, sizeof control);
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     long n = syscall(SYS_recvmsg, fd, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
+    // Only a successful receive fills the control area: after a failure (the
+    // agent gone) it holds nothing we may read, let alone close.
+    if (n < 0) return -1;
     int got = 0;
+    int received[4];
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
       for (int k = 0; k < count; ++k) {
         int passed;
         memcpy(&passed, CMSG_DATA(c) + k * sizeof(int), sizeof passed);
-        if (fds && got < *nfds) fds[got++] = passed;
+        if (got < capacity && got < 4) received[got++] = passed;
         else sys_close(passed);
       }
     }
-    if (nfds) *nfds = got;
+    auto drop = [&]() {
+      for (int k = 0; k < got; ++k) sys_close(received[k]);
+    };
     if (n < static_cast<long>(sizeof(ctl::MsgHeader)) || (msg.msg_flags & MSG_TRUNC)) {
-      for (int k = 0; k < got; ++k) sys_close(fds[k]);
+      drop();
       return -1;
     }
     ctl::MsgHeader h;
     memcpy(&h, buf, sizeof h);
     if (h.magic != ctl::kMagic || h.length != static_cast<uint32_t>(n)) {
-      for (int k = 0; k < got; ++k) sys_close(fds[k]);
+      drop();
       return -1;
     }
-    if (h.request_id == request_id) return n;
-    for (int k = 0; k < got; ++k) sys_close(fds[k]);  // a late reply to a timed-out request
+    if (h.request_id != request_id) {  // a late reply to a timed-out request
+      drop();
+      continue;
+    }
+    for (int k = 0; k < got; ++k) fds[k] = received[k];
+    if (nfds) *nfds = got;
+    return n;
   }
 }
 

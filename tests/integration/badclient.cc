@@ -48,6 +48,7 @@ ssize_t recv_reply(int fd, std::vector<uint8_t>* buf) {
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   ssize_t n = recvmsg(fd, &msg, 0);
+  if (n < 0) return n;  // the control area is only meaningful after a receive
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
     for (int i = 0; i < count; ++i) {
