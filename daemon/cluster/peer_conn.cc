@@ -26,6 +26,15 @@ uint32_t control_len(const peer::Header& h) {
 
 PeerConn::PeerConn(int fd, uint64_t id) : fd_(fd), id_(id) {}
 
+// While a large body is coming, wake only when a good part of it is there (or all
+// that is left): fewer wakeups and fewer, larger receives. Back to 1 for headers.
+void PeerConn::set_lowat(size_t bytes) {
+  bytes = std::max<size_t>(1, std::min<size_t>(bytes, 256 * 1024));
+  if (bytes == lowat_) return;
+  int v = static_cast<int>(bytes);
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) == 0) lowat_ = bytes;
+}
+
 PeerConn::~PeerConn() {
   if (fd_ >= 0) close(fd_);
 }
@@ -79,6 +88,7 @@ bool PeerConn::body_ready(PeerConnHandler& h) {
   data_iov_ = 0;
   got_ = 0;
   in_ = In::kData;
+  set_lowat(data_len_);
   return true;
 }
 
@@ -112,6 +122,7 @@ bool PeerConn::on_readable(PeerConnHandler& h) {
     }
     bytes_received_ += static_cast<uint64_t>(n);
     got_ += static_cast<size_t>(n);
+    if (in_ == In::kData && got_ < data_len_) set_lowat(data_len_ - got_);
     if (in_ == In::kHeader) {
       if (got_ == sizeof hdr_ && !header_ready(h)) return false;
     } else if (in_ == In::kBody) {
@@ -133,6 +144,7 @@ bool PeerConn::on_readable(PeerConnHandler& h) {
       if (got_ == data_len_) {
         in_ = In::kHeader;
         got_ = 0;
+        set_lowat(1);
         const bool discarded = !discard_.empty() && !data_dest_.empty() &&
                                data_dest_.front().iov_base >= discard_.data() &&
                                data_dest_.front().iov_base < discard_.data() + discard_.size();

@@ -79,7 +79,9 @@ class PeerConn {
   std::vector<iovec> data_dest_;
   size_t data_iov_ = 0;        // data_dest_[data_iov_] is being filled
   std::vector<uint8_t> discard_;
+  void set_lowat(size_t bytes);
   std::deque<Chunk> out_;
+  size_t lowat_ = 1;
   uint64_t bytes_sent_ = 0;
   uint64_t bytes_received_ = 0;
 };
