@@ -20,7 +20,7 @@
 namespace dc {
 namespace {
 
-enum Kind : uint64_t { kListen = 1, kTimer = 2, kSignal = 3, kIo = 4, kSession = 5, kPeer = 6 };
+enum Kind : uint64_t { kListen = 1, kTimer = 2, kSignal = 3, kIo = 4, kSession = 5, kPeer = 6, kMembership = 7 };
 constexpr uint64_t tag(Kind k, uint64_t id = 0) { return (uint64_t{k} << 56) | id; }
 constexpr uint64_t kIdMask = (uint64_t{1} << 56) - 1;
 constexpr int kTickMs = 20;
@@ -37,6 +37,8 @@ uint64_t now_ms() {
 Agent::Agent(Config config) : config_(std::move(config)) {}
 
 Agent::~Agent() {
+  etcd_.reset();  // stop its thread before anything it signals goes away
+  if (membership_fd_ >= 0) close(membership_fd_);
   for (auto& [id, s] : sessions_) {
     if (s.region) munmap(s.region, abi::kClientRegionBytes);
     if (s.region_fd >= 0) close(s.region_fd);
@@ -139,6 +141,7 @@ int Agent::run() {
         }
         case kSession: on_session_readable(data & kIdMask); break;
         case kPeer: cluster_->on_event(data & kIdMask, events[i].events); break;
+        case kMembership: on_membership_changed(); break;
       }
     }
     flush_fills();  // nothing may wait past this iteration (its fd could be reused)

@@ -13,6 +13,7 @@
 #include "daemon/cache/arena.h"
 #include "daemon/cache/block_cache.h"
 #include "daemon/cluster/cluster.h"
+#include "daemon/cluster/etcd_membership.h"
 #include "daemon/config/config.h"
 #include "daemon/control/messages.h"
 #include "daemon/control/socket_io.h"
@@ -75,6 +76,7 @@ class Agent {
   // agent_cluster.cc
   Status start_cluster();
   void on_peer_fetched(uint64_t handle, bool ok, bool crc_error);
+  void on_membership_changed();
   void serve_peer(const PeerServeRequest& req);
   void peer_request_done(uint64_t id, bool ok);
   void handle_text(Session& s, const Request& r);
@@ -89,6 +91,8 @@ class Agent {
   std::unique_ptr<OriginFiles> origin_;
   std::unique_ptr<Readahead> readahead_;
   std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<EtcdMembership> etcd_;
+  int membership_fd_ = -1;  // eventfd: the etcd member list changed
   struct PeerFill {  // a block being fetched from its owner
     FileKey key;
     uint32_t dataset_id = 0;

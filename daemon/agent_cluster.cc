@@ -1,6 +1,10 @@
 // The agent's side of the cluster: blocks fetched from their owners (with one
 // retry on a CRC mismatch, then the origin), and peers served the blocks this node
 // owns, from the arena.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "common/log.h"
@@ -37,7 +41,25 @@ Status Agent::start_cluster() {
   const uint64_t pages = arena_->page_count();
   cache_->set_copies_cap(config_.cluster.serve ? static_cast<uint64_t>(pages * config_.cluster.copies_share) : pages);
   cache_->set_compute_crcs(config_.cluster.serve);
-  return cluster_->start(epoll_fd_, peer_tag);
+  if (auto st = cluster_->start(epoll_fd_, peer_tag); !st) return st;
+  if (config_.cluster.membership == "etcd") {
+    membership_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = (uint64_t{7} << 56);  // kMembership (agent.cc)
+    if (membership_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, membership_fd_, &ev) != 0)
+      return make_error(Errc::kIo, "cannot watch the etcd member list");
+    etcd_ = std::make_unique<EtcdMembership>(config_.cluster);
+    etcd_->start(membership_fd_);
+  }
+  return ok_status();
+}
+
+void Agent::on_membership_changed() {
+  uint64_t n;
+  while (read(membership_fd_, &n, sizeof n) > 0) {
+  }
+  if (etcd_) cluster_->set_peers(etcd_->peers());
 }
 
 void Agent::on_peer_fetched(uint64_t handle, bool ok, bool crc_error) {
@@ -56,7 +78,10 @@ void Agent::on_peer_fetched(uint64_t handle, bool ok, bool crc_error) {
   cache_->iovecs(static_cast<BlockCache::Handle>(handle), &iov);
   if (crc_error && f.attempts < 2) {
     it->second.attempts++;
-    if (cluster_->fetch(f.owner, f.key, f.block, f.len, config_.datasets[f.dataset_id].name, f.path, iov, handle))
+    // Ask the owner again (looked up anew: the member list may have changed).
+    const int owner = cluster_->owner(f.key, f.block);
+    if (owner >= 0 &&
+        cluster_->fetch(owner, f.key, f.block, f.len, config_.datasets[f.dataset_id].name, f.path, iov, handle))
       return;
   }
   peer_fills_.erase(it);

@@ -8,7 +8,7 @@ packages=(
   g++ meson ninja-build pkg-config
   liburing-dev libtomlplusplus-dev libgtest-dev libisal-dev libssl-dev
   # tests: real programs under the shim
-  coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3
+  coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3 etcd-server
   sqlite3 tar gzip grep procps iproute2 psmisc
 )
 

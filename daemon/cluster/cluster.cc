@@ -67,20 +67,58 @@ const char* state_name(int s) {
 
 Cluster::Cluster(const ClusterConfig& config, std::string secret, Hooks hooks)
     : config_(config), secret_(std::move(secret)), hooks_(std::move(hooks)) {
-  std::vector<Member> members;
-  if (config_.serve) members.push_back({config_.node_id, config_.weight});
-  for (const auto& p : config_.peers) members.push_back({p.id, p.weight});
-  // Every node builds the same member list; placement depends only on ids.
-  std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.id < b.id; });
-  for (const auto& m : members) member_ids_.push_back(m.id);
-  placement_ = std::make_unique<Placement>(members);
-  if (config_.serve) self_member_ = static_cast<int>(*placement_->index_of(config_.node_id));
   for (const auto& p : config_.peers) {
     auto r = std::make_unique<Remote>();
     r->config = p;
-    r->member = static_cast<int>(*placement_->index_of(p.id));
     remotes_.push_back(std::move(r));
   }
+  rebuild_placement();
+}
+
+void Cluster::rebuild_placement() {
+  std::vector<Member> members;
+  if (config_.serve) members.push_back({config_.node_id, config_.weight});
+  for (const auto& r : remotes_) members.push_back({r->config.id, r->config.weight});
+  // Every node builds the same member list; placement depends only on ids.
+  std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.id < b.id; });
+  member_ids_.clear();
+  for (const auto& m : members) member_ids_.push_back(m.id);
+  placement_ = std::make_unique<Placement>(members);
+  self_member_ = config_.serve ? static_cast<int>(*placement_->index_of(config_.node_id)) : -1;
+  for (auto& r : remotes_) r->member = static_cast<int>(*placement_->index_of(r->config.id));
+}
+
+void Cluster::set_peers(const std::vector<PeerConfig>& peers) {
+  std::vector<Member> check;
+  if (config_.serve) check.push_back({config_.node_id, config_.weight});
+  for (const auto& p : peers) check.push_back({p.id, p.weight});
+  if (auto ok = Placement::create(check); !ok) {
+    DC_LOG_WARN("cluster: ignoring a member list: %s", ok.error().message.c_str());
+    return;
+  }
+  // Members that left, or moved to another address: drop their connection.
+  for (size_t i = 0; i < remotes_.size();) {
+    Remote& r = *remotes_[i];
+    auto it = std::find_if(peers.begin(), peers.end(), [&](const PeerConfig& p) { return p.id == r.config.id; });
+    if (it == peers.end()) {
+      DC_LOG_INFO("cluster: member %s left the member list", r.config.id.c_str());
+      remote_down(r, "left the member list");
+      remotes_.erase(remotes_.begin() + static_cast<long>(i));
+      continue;
+    }
+    if (it->address != r.config.address) remote_down(r, "address changed");
+    r.config = *it;
+    ++i;
+  }
+  for (const auto& p : peers) {
+    if (std::any_of(remotes_.begin(), remotes_.end(), [&](const auto& r) { return r->config.id == p.id; })) continue;
+    DC_LOG_INFO("cluster: member %s (%s) joined the member list", p.id.c_str(), p.address.c_str());
+    auto r = std::make_unique<Remote>();
+    r->config = p;
+    remotes_.push_back(std::move(r));
+  }
+  config_.peers = peers;
+  rebuild_placement();
 }
 
 Cluster::~Cluster() {

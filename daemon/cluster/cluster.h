@@ -63,6 +63,10 @@ class Cluster : public PeerConnHandler {
   void tick(uint64_t now_ms);
   void flush_all();
 
+  // Replaces the member list (etcd membership): members that left are dropped
+  // (their pending fetches fail over to the origin), new ones are connected.
+  void set_peers(const std::vector<PeerConfig>& peers);
+
   // Owner of (key, block) among live members.
   int owner(FileKey key, uint64_t block) const;
   bool fetch(int member, FileKey key, uint64_t block, uint32_t length, const std::string& dataset,
@@ -118,6 +122,7 @@ class Cluster : public PeerConnHandler {
   bool on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len);
   void watch(int fd, uint64_t id, bool want_write, bool add);
   std::vector<bool> live_mask() const;
+  void rebuild_placement();
 
   ClusterConfig config_;
   std::string secret_;

@@ -27,6 +27,8 @@ PY=/usr/bin/python3   # Debian's interpreter
 : "${CL_MEMBER_TIMEOUT:=2s}"
 : "${CL_PORT:=7070}"              # private to each namespace, so fixed is fine
 : "${CL_CLIENT_ONLY:=}"           # node numbers (space-separated) that own nothing (serve = false)
+: "${CL_MEMBERSHIP:=static}"       # static ([[peer]] lists) or etcd (a real etcd in the hub namespace)
+CL_ETCD_PID=""
 
 # realpath: the shim and the agent compare canonical dataset paths.
 T=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/dc-cl.XXXXXX")")
@@ -223,7 +225,11 @@ serve = $serve
 secret_file = "$T/cluster.key"
 member_timeout = "$CL_MEMBER_TIMEOUT"
 EOC
+    if [ "$CL_MEMBERSHIP" = etcd ]; then
+      printf 'membership = "etcd"\netcd = ["%s.254:2379"]\n' "$CL_NET"
+    fi
     for ((j = 1; j <= CL_N; j++)); do
+      [ "$CL_MEMBERSHIP" = etcd ] && break
       [ "$j" -eq "$i" ] && continue
       cl_client_only "$j" && continue
       printf '[[peer]]\nid = "n%d"\naddress = "%s.%d:%d"\n' "$j" "$CL_NET" "$j" "$CL_PORT"
@@ -272,10 +278,35 @@ cluster_up() {
   mkdir -p "$T/data"
   (umask 077 && head -c 32 /dev/urandom > "$T/cluster.key")
   for ((i = 1; i <= n; i++)); do cl_write_config "$i"; done
+  [ "$CL_MEMBERSHIP" = etcd ] && cl_etcd_up
   for ((i = 1; i <= n; i++)); do cl_wait_link "$i"; done
   for ((i = 1; i <= n; i++)); do cl_spawn "$i"; done
   for ((i = 1; i <= n; i++)); do cl_wait_up "$i"; done
   note "cluster of $n up: prefix $CL_PREFIX, subnet $CL_NET.0/24, dir $T"
+}
+
+# cl_etcd_up: a real etcd-server in the hub namespace, clients on $CL_NET.254:2379
+# (private to this run's namespaces); its data lives in $T. The cleanup's sweep of
+# our namespaces stops it.
+cl_etcd_up() {
+  command -v etcd >/dev/null 2>&1 || fail "etcd not installed (tools/setup.sh installs etcd-server)"
+  ip netns exec "$CL_HUB" etcd --name hub --data-dir "$T/etcd" \
+    --listen-client-urls "http://$CL_NET.254:2379" --advertise-client-urls "http://$CL_NET.254:2379" \
+    --listen-peer-urls "http://127.0.0.1:2380" --initial-advertise-peer-urls "http://127.0.0.1:2380" \
+    --initial-cluster "hub=http://127.0.0.1:2380" >"$T/etcd.log" 2>&1 &
+  CL_ETCD_PID=$!
+  for _ in $(seq 1 100); do
+    if ip netns exec "$CL_HUB" /usr/bin/python3 -c "
+import urllib.request, sys
+urllib.request.urlopen(urllib.request.Request('http://$CL_NET.254:2379/v3/kv/range', data=b'{\"key\": \"AA==\"}'), timeout=1)
+" 2>/dev/null; then
+      note "etcd up in $CL_HUB at $CL_NET.254:2379"
+      return 0
+    fi
+    kill -0 "$CL_ETCD_PID" 2>/dev/null || fail "etcd exited: $(tail -n 5 "$T/etcd.log")"
+    sleep 0.1
+  done
+  fail "etcd did not come up: $(tail -n 5 "$T/etcd.log")"
 }
 
 # cl_wait_link I: until node I reaches the hub over its link (carrier, bridge port).
