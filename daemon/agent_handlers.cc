@@ -129,8 +129,6 @@ void Agent::handle_fetch(Session& s, const Request& r) {
   p.ok.assign(count, 0);
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t block = r.first_block + i;
-    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - block * bs));
-    (void)len;
     BlockCache::Handle h;
     switch (begin_block(*file, r.key, r.dataset_id, r.path, block, make_token(pid, i), false, &h)) {
       case BlockCache::Begin::kResident:
