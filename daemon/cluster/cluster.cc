@@ -14,11 +14,16 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "daemon/cluster/peer_util.h"
 #include "daemon/net/auth.h"
 #include "daemon/net/crc32c.h"
 
 namespace dc {
 namespace {
+
+using peer_util::fill_id;
+using peer_util::id_of;
+using peer_util::tune_socket;
 
 constexpr uint64_t kListenId = 0;
 constexpr uint64_t kReconnectMs = 500;
@@ -30,23 +35,6 @@ bool split_host_port(const std::string& a, std::string* host, std::string* port)
   *port = a.substr(colon + 1);
   return true;
 }
-
-void tune_socket(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  // Large buffers: a 1 MiB reply then usually leaves in one send, straight from
-  // the arena, with no private copy of a remainder.
-  int buf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-}
-
-void fill_id(char (&out)[peer::kMaxNodeId], const std::string& id) {
-  memset(out, 0, sizeof out);
-  memcpy(out, id.data(), std::min(id.size(), sizeof out - 1));
-}
-
-std::string id_of(const char (&in)[peer::kMaxNodeId]) { return std::string(in, strnlen(in, sizeof in)); }
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -314,104 +302,6 @@ void Cluster::on_data(PeerConn& c, uint32_t request_id) {
   if (ok) counters_.bytes_peer += p.length;
   else ++counters_.peer_crc_errors;
   hooks_.fetched(p.cookie, ok, !ok);
-}
-
-// ---- server side: peers fetching the blocks this node owns ----
-
-void Cluster::accept_peers() {
-  for (;;) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
-    tune_socket(fd);
-    const uint64_t id = next_conn_id_++;
-    Inbound in;
-    in.conn = std::make_unique<PeerConn>(fd, id);
-    random_nonce(in.nonce);
-    inbound_.emplace(id, std::move(in));
-    watch(fd, id, false, true);
-  }
-}
-
-void Cluster::drop_inbound(uint64_t id, const std::string& why) {
-  auto it = inbound_.find(id);
-  if (it == inbound_.end()) return;
-  if (!it->second.authed) {
-    ++counters_.peers_rejected;
-    DC_LOG_WARN("cluster: dropped unauthenticated peer connection: %s", why.c_str());
-  } else if (!why.empty() && why != "closed by peer") {
-    DC_LOG_WARN("cluster: dropped peer %s: %s", it->second.peer_id.c_str(), why.c_str());
-  }
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second.conn->fd(), nullptr);
-  inbound_.erase(it);
-}
-
-bool Cluster::on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len) {
-  const auto op = static_cast<peer::Op>(h.op);
-  if (!in.authed) {
-    if (op == peer::Op::kHello && !in.challenged && len == sizeof(peer::HelloBody)) {
-      peer::HelloBody hello;
-      memcpy(&hello, body, sizeof hello);
-      in.peer_id = id_of(hello.node_id);
-      memcpy(in.peer_nonce, hello.nonce, sizeof in.peer_nonce);
-      peer::ChallengeBody c;
-      fill_id(c.node_id, config_.node_id);
-      memcpy(c.nonce, in.nonce, sizeof c.nonce);
-      const AuthProof proof = prove(secret_, kAuthRoleServer, in.nonce, in.peer_nonce, config_.node_id);
-      memcpy(c.proof, proof.data(), sizeof c.proof);
-      in.conn->send(peer::Op::kChallenge, h.request_id, &c, sizeof c);
-      in.challenged = true;
-      return true;
-    }
-    if (op == peer::Op::kAuth && in.challenged && len == sizeof(peer::AuthBody)) {
-      AuthProof proof;
-      memcpy(proof.data(), body, proof.size());
-      if (!verify(secret_, kAuthRoleClient, in.peer_nonce, in.nonce, in.peer_id, proof)) return false;
-      in.authed = true;
-      in.conn->send(peer::Op::kAuthOk, h.request_id, nullptr, 0);
-      return true;
-    }
-    return false;  // anything else before authentication: drop
-  }
-  switch (op) {
-    case peer::Op::kPing:
-      in.conn->send(peer::Op::kPong, h.request_id, nullptr, 0);
-      return true;
-    case peer::Op::kFetch: {
-      peer::FetchBody f;
-      if (len < sizeof f) return false;
-      memcpy(&f, body, sizeof f);
-      if (sizeof f + f.dataset_len + f.path_len != len || f.dataset_len == 0 || f.path_len == 0) return false;
-      PeerServeRequest req;
-      req.conn_id = in.conn->id();
-      req.request_id = h.request_id;
-      req.key = FileKey{f.key_hi, f.key_lo};
-      req.block = f.block;
-      req.offset = f.offset;
-      req.length = f.length;
-      req.dataset.assign(reinterpret_cast<const char*>(body) + sizeof f, f.dataset_len);
-      req.path.assign(reinterpret_cast<const char*>(body) + sizeof f + f.dataset_len, f.path_len);
-      ++counters_.peer_requests_served;
-      hooks_.serve(req);
-      return true;
-    }
-    default:
-      return false;
-  }
-}
-
-void Cluster::reply(uint64_t conn_id, uint32_t request_id, peer::Status status, const std::vector<iovec>& data,
-                    uint32_t data_crc) {
-  auto it = inbound_.find(conn_id);
-  if (it == inbound_.end()) return;  // the asker left
-  size_t n = 0;
-  for (const auto& v : data) n += v.iov_len;
-  peer::FetchReplyBody rep{static_cast<int32_t>(status), static_cast<uint32_t>(n), data_crc, 0};
-  PeerConn& c = *it->second.conn;
-  c.send(peer::Op::kFetchReply, request_id, &rep, sizeof rep, status == peer::Status::kOk ? data : std::vector<iovec>{});
-  if (status == peer::Status::kOk) counters_.bytes_served_to_peers += n;
-  // Now, while `data` (arena pages) is still what it was: flush copies any remainder.
-  if (!c.flush()) drop_inbound(conn_id, c.error());
-  else watch(c.fd(), conn_id, c.wants_write(), false);
 }
 
 // ---- dispatch ----

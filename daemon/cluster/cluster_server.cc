@@ -1,0 +1,116 @@
+// Server side of the peer protocol: peers authenticating and fetching the blocks
+// this node owns. (The client side and dispatch are in cluster.cc.)
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "daemon/cluster/cluster.h"
+#include "daemon/cluster/peer_util.h"
+#include "daemon/net/auth.h"
+
+namespace dc {
+
+using peer_util::fill_id;
+using peer_util::id_of;
+using peer_util::tune_socket;
+
+void Cluster::accept_peers() {
+  for (;;) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    tune_socket(fd);
+    const uint64_t id = next_conn_id_++;
+    Inbound in;
+    in.conn = std::make_unique<PeerConn>(fd, id);
+    random_nonce(in.nonce);
+    inbound_.emplace(id, std::move(in));
+    watch(fd, id, false, true);
+  }
+}
+
+void Cluster::drop_inbound(uint64_t id, const std::string& why) {
+  auto it = inbound_.find(id);
+  if (it == inbound_.end()) return;
+  if (!it->second.authed) {
+    ++counters_.peers_rejected;
+    DC_LOG_WARN("cluster: dropped unauthenticated peer connection: %s", why.c_str());
+  } else if (!why.empty() && why != "closed by peer") {
+    DC_LOG_WARN("cluster: dropped peer %s: %s", it->second.peer_id.c_str(), why.c_str());
+  }
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second.conn->fd(), nullptr);
+  inbound_.erase(it);
+}
+
+bool Cluster::on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len) {
+  const auto op = static_cast<peer::Op>(h.op);
+  if (!in.authed) {
+    if (op == peer::Op::kHello && !in.challenged && len == sizeof(peer::HelloBody)) {
+      peer::HelloBody hello;
+      memcpy(&hello, body, sizeof hello);
+      in.peer_id = id_of(hello.node_id);
+      memcpy(in.peer_nonce, hello.nonce, sizeof in.peer_nonce);
+      peer::ChallengeBody c;
+      fill_id(c.node_id, config_.node_id);
+      memcpy(c.nonce, in.nonce, sizeof c.nonce);
+      const AuthProof proof = prove(secret_, kAuthRoleServer, in.nonce, in.peer_nonce, config_.node_id);
+      memcpy(c.proof, proof.data(), sizeof c.proof);
+      in.conn->send(peer::Op::kChallenge, h.request_id, &c, sizeof c);
+      in.challenged = true;
+      return true;
+    }
+    if (op == peer::Op::kAuth && in.challenged && len == sizeof(peer::AuthBody)) {
+      AuthProof proof;
+      memcpy(proof.data(), body, proof.size());
+      if (!verify(secret_, kAuthRoleClient, in.peer_nonce, in.nonce, in.peer_id, proof)) return false;
+      in.authed = true;
+      in.conn->send(peer::Op::kAuthOk, h.request_id, nullptr, 0);
+      return true;
+    }
+    return false;  // anything else before authentication: drop
+  }
+  switch (op) {
+    case peer::Op::kPing:
+      in.conn->send(peer::Op::kPong, h.request_id, nullptr, 0);
+      return true;
+    case peer::Op::kFetch: {
+      peer::FetchBody f;
+      if (len < sizeof f) return false;
+      memcpy(&f, body, sizeof f);
+      if (sizeof f + f.dataset_len + f.path_len != len || f.dataset_len == 0 || f.path_len == 0) return false;
+      PeerServeRequest req;
+      req.conn_id = in.conn->id();
+      req.request_id = h.request_id;
+      req.key = FileKey{f.key_hi, f.key_lo};
+      req.block = f.block;
+      req.offset = f.offset;
+      req.length = f.length;
+      req.dataset.assign(reinterpret_cast<const char*>(body) + sizeof f, f.dataset_len);
+      req.path.assign(reinterpret_cast<const char*>(body) + sizeof f + f.dataset_len, f.path_len);
+      ++counters_.peer_requests_served;
+      hooks_.serve(req);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void Cluster::reply(uint64_t conn_id, uint32_t request_id, peer::Status status, const std::vector<iovec>& data,
+                    uint32_t data_crc) {
+  auto it = inbound_.find(conn_id);
+  if (it == inbound_.end()) return;  // the asker left
+  size_t n = 0;
+  for (const auto& v : data) n += v.iov_len;
+  peer::FetchReplyBody rep{static_cast<int32_t>(status), static_cast<uint32_t>(n), data_crc, 0};
+  PeerConn& c = *it->second.conn;
+  c.send(peer::Op::kFetchReply, request_id, &rep, sizeof rep, status == peer::Status::kOk ? data : std::vector<iovec>{});
+  if (status == peer::Status::kOk) counters_.bytes_served_to_peers += n;
+  // Now, while `data` (arena pages) is still what it was: flush copies any remainder.
+  if (!c.flush()) drop_inbound(conn_id, c.error());
+  else watch(c.fd(), conn_id, c.wants_write(), false);
+}
+
+}  // namespace dc
