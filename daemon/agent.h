@@ -48,7 +48,6 @@ class Agent {
     uint64_t session_id = 0;
     uint32_t request_id = 0;
     uint32_t remaining = 0;
-    FileKey key;
     std::vector<uint8_t> ok;  // per block of the request
     ctl::Status failure = ctl::Status::kOk;
   };
@@ -99,7 +98,6 @@ class Agent {
     std::string path;
     uint64_t block = 0;
     uint32_t len = 0;
-    int owner = 0;
     int attempts = 0;
   };
   std::unordered_map<uint64_t, PeerFill> peer_fills_;  // by block handle

@@ -125,7 +125,6 @@ void Agent::handle_fetch(Session& s, const Request& r) {
   p.session_id = s.id;
   p.request_id = r.request_id;
   p.remaining = count;
-  p.key = r.key;
   p.ok.assign(count, 0);
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t block = r.first_block + i;
@@ -176,7 +175,7 @@ BlockCache::Begin Agent::begin_block(const OriginFile& file, FileKey key, uint32
     std::vector<iovec> iov;
     cache_->iovecs(*h, &iov);
     if (cluster_->fetch(owner, key, block, len, config_.datasets[dataset_id].name, path, iov, *h)) {
-      peer_fills_[*h] = PeerFill{key, dataset_id, path, block, len, owner, 1};
+      peer_fills_[*h] = PeerFill{key, dataset_id, path, block, len, 1};
       return begun;
     }
   }
@@ -334,6 +333,7 @@ StatList Agent::collect_stats() {
       {"cache_pages_filling", cache_->filling_pages()},
       {"clients", clients},
       {"sessions", sessions_.size()},
+      {"sessions_opened", counters_.sessions_opened},
       {"fetch_requests", counters_.fetch_requests},
       {"blocks_filled", counters_.blocks_filled},
       {"fetch_errors", counters_.fetch_errors},
@@ -354,6 +354,7 @@ StatList Agent::collect_stats() {
       {"origin_files_open", origin_->open_count()},
       {"origin_reads_in_flight", reader_->in_flight()},
       {"index_entries_used", arena_->index_used()},
+      {"blocks_not_indexed", cache_->unpublishable()},  // index probe run full: readers miss them
       {"page_size", ps},
       {"block_size", arena_->block_size()},
   };

@@ -60,7 +60,6 @@ class BlockCache {
   uint64_t filling_pages() const { return filling_pages_; }
   uint64_t evictions() const { return evictions_; }
   uint64_t unpublishable() const { return unpublishable_; }
-  uint64_t resident_or_filling(FileKey key, uint64_t block) const { return map_.count(BlockId{key, block}); }
   const EvictionPolicy& policy() const { return policy_; }
 
  private:

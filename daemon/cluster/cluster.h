@@ -74,7 +74,6 @@ class Cluster : public PeerConnHandler {
   void reply(uint64_t conn_id, uint32_t request_id, peer::Status status, const std::vector<iovec>& data,
              uint32_t data_crc);
 
-  bool serving() const { return config_.serve; }
   const ClusterCounters& counters() const { return counters_; }
   std::string ring_json() const;
   std::string peers_json() const;

@@ -204,15 +204,16 @@ bool EtcdMembership::read_members(std::vector<PeerConfig>* out) {
 void EtcdMembership::run() {
   std::vector<PeerConfig> last;
   bool first = true;
+  bool connected = false;  // for logging transitions only
   while (!stop_) {
     bool ok = !config_.serve || refresh_lease();
     std::vector<PeerConfig> now;
     ok = read_members(&now) && ok;
-    if (ok != connected_.load()) {
+    if (ok != connected) {
       if (ok) DC_LOG_INFO("cluster: etcd reachable");
       else DC_LOG_WARN("cluster: etcd unreachable; keeping the last member list");
     }
-    connected_ = ok;
+    connected = ok;
     if (ok) {
       const bool changed = first || now.size() != last.size() ||
                            !std::equal(now.begin(), now.end(), last.begin(), [](const PeerConfig& a, const PeerConfig& b) {

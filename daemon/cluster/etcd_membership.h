@@ -28,7 +28,6 @@ class EtcdMembership {
   void start(int notify_fd);
   // The latest member list, this node excluded.
   std::vector<PeerConfig> peers();
-  bool connected() const { return connected_.load(); }
 
  private:
   void run();
@@ -40,7 +39,6 @@ class EtcdMembership {
   int notify_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  std::atomic<bool> connected_{false};
   std::mutex mu_;
   std::vector<PeerConfig> peers_;  // guarded by mu_
   std::string lease_;              // lease ID, "" when none (thread only)

@@ -48,7 +48,6 @@ void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset
   op.offset = offset;
   op.remaining = expect;
   op.user = user;
-  op.active = true;
   issue(idx);
   flush();
 }
@@ -124,7 +123,6 @@ void OriginReader::reap(const Done& done) {
       issue(idx);
       continue;
     }
-    op.active = false;
     const uint64_t user = op.user;
     free_ops_.push_back(idx);
     done(user, ok, err);

@@ -42,7 +42,6 @@ class OriginReader {
     uint64_t offset = 0;
     uint64_t remaining = 0;  // bytes still expected
     uint64_t user = 0;
-    bool active = false;
   };
   OriginReader() = default;
   void issue(uint32_t op_index);

@@ -36,7 +36,6 @@ class Readahead {
   // A reader reached `block` of `key` in the arena.
   Plan on_hit(FileKey key, uint64_t block);
   const Origin* origin_of(FileKey key) const;
-  uint32_t max_window() const { return max_window_; }
 
  private:
   struct Stream {
