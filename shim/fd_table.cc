@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "dc/barrier.h"
@@ -21,9 +22,12 @@ struct Slot {
   uint32_t path_len;
   uint32_t lock_owner;  // tid holding the per-fd lock, 0 if free
   uint32_t shared;      // FdInfo::shared
+  uint64_t pos;         // offset word (fd_table.h); outside the seqlock, CAS-updated
+  uint32_t own_offset;  // FdInfo::own_offset; cleared, never set, outside fd_track
+  uint32_t gen;         // FdInfo::gen
   char path[kSlotPathMax];
 };
-static_assert(sizeof(Slot) == 488);
+static_assert(sizeof(Slot) == 504);
 
 constexpr int kChunkBits = 10;
 constexpr int kChunkSlots = 1 << kChunkBits;
@@ -98,6 +102,8 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
     out->size = field_load(&s->size);
     out->dataset_id = field_load(&s->dataset_id);
     out->shared = field_load(&s->shared) != 0;
+    out->own_offset = field_load(&s->own_offset) != 0;
+    out->gen = field_load(&s->gen);
     uint32_t plen = field_load(&s->path_len);
     if (plen >= kSlotPathMax) plen = 0;
     out->path_len = plen;
@@ -119,6 +125,14 @@ void fd_track(int fd, const FdInfo& info) {
   field_store(&s->size, info.size);
   field_store(&s->dataset_id, info.dataset_id);
   field_store(&s->shared, info.shared ? 1u : 0u);
+  // A new open on this number: a new generation, so an offset update racing in
+  // from a read of the old file (an app closing under its own reader) cannot land.
+  const uint32_t gen = (field_load(&s->gen) + 1) & 0x7fffu;
+  field_store(&s->gen, gen);
+  const bool own = info.own_offset && !info.shared;
+  field_store(&s->own_offset, own ? 1u : 0u);
+  // Just opened: the kernel's offset is 0, and so is ours.
+  __atomic_store_n(&s->pos, own ? pos_word(gen, 0) : 0, __ATOMIC_RELEASE);
   field_store(&s->path_len, info.path_len);
   memcpy(s->path, info.path, info.path_len);
   s->path[info.path_len] = '\0';
@@ -134,6 +148,7 @@ void fd_clear(int fd) {
   if (!s || field_load(&s->kind) == 0) return;
   write_begin(s);
   field_store(&s->kind, 0u);
+  __atomic_store_n(&s->pos, uint64_t{0}, __ATOMIC_RELEASE);
   write_end(s);
 }
 
@@ -178,12 +193,73 @@ void fd_unlock(int fd) {
   if (s) __atomic_store_n(&s->lock_owner, 0u, __ATOMIC_RELEASE);
 }
 
-void fd_mark_all_shared() {
+bool fd_pos_load(int fd, uint32_t gen, uint64_t* word) {
+  Slot* s = slot_for(fd, false);
+  if (!s) return false;
+  const uint64_t w = __atomic_load_n(&s->pos, __ATOMIC_ACQUIRE);
+  if (!(w & kPosValid) || ((w >> kPosGenShift) & 0x7fffu) != (gen & 0x7fffu)) return false;
+  *word = w;
+  return true;
+}
+
+bool fd_pos_cas(int fd, uint64_t expected, uint64_t desired) {
+  Slot* s = slot_for(fd, false);
+  return s && __atomic_compare_exchange_n(&s->pos, &expected, desired, false, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE);
+}
+
+void fd_pos_adopt(int fd, uint32_t gen, uint64_t pos) {
+  Slot* s = slot_for(fd, false);
+  if (!s || pos > kPosMax) return;
+  if (field_load(&s->kind) == 0 || field_load(&s->own_offset) == 0 || field_load(&s->shared) != 0 ||
+      field_load(&s->gen) != (gen & 0x7fffu))
+    return;
+  __atomic_store_n(&s->pos, pos_word(gen, pos), __ATOMIC_RELEASE);
+}
+
+namespace {
+// Caller holds the fd's lock if it could get it (best effort: a signal handler
+// re-entering, or a holder stuck for seconds).
+void sync_slot(int fd, Slot* s, bool forbid, bool mark_shared) {
+  if (mark_shared) __atomic_store_n(&s->shared, 1u, __ATOMIC_RELEASE);
+  if (forbid || mark_shared) __atomic_store_n(&s->own_offset, 0u, __ATOMIC_RELEASE);
+  const uint64_t w = __atomic_exchange_n(&s->pos, uint64_t{0}, __ATOMIC_ACQ_REL);
+  if (w & kPosValid) {
+    const int saved = errno;
+    syscall(SYS_lseek, fd, static_cast<long>(pos_of(w)), SEEK_SET);
+    errno = saved;
+  }
+}
+}  // namespace
+
+void fd_pos_sync(int fd, bool forbid) {
+  Slot* s = slot_for(fd, false);
+  if (!s || field_load(&s->kind) == 0) return;
+  if (!forbid && !(__atomic_load_n(&s->pos, __ATOMIC_ACQUIRE) & kPosValid)) return;
+  const bool locked = fd_lock(fd);
+  sync_slot(fd, s, forbid, false);
+  if (locked) fd_unlock(fd);
+}
+
+void fd_pos_sync_shared(int fd) {
+  Slot* s = slot_for(fd, false);
+  if (!s || field_load(&s->kind) == 0) return;
+  const bool locked = fd_lock(fd);
+  sync_slot(fd, s, true, true);
+  if (locked) fd_unlock(fd);
+}
+
+void fd_pos_sync_all_shared() {
   for (int c = 0; c < kChunks; ++c) {
     Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
     if (!chunk) continue;
-    for (int i = 0; i < kChunkSlots; ++i)
-      if (field_load(&chunk[i].kind) != 0) __atomic_store_n(&chunk[i].shared, 1u, __ATOMIC_RELEASE);
+    for (int i = 0; i < kChunkSlots; ++i) {
+      if (field_load(&chunk[i].kind) == 0) continue;
+      const int fd = (c << kChunkBits) | i;
+      const bool locked = fd_lock(fd);
+      sync_slot(fd, &chunk[i], true, true);
+      if (locked) fd_unlock(fd);
+    }
   }
 }
 

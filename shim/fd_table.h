@@ -23,6 +23,10 @@ struct FdInfo {
   // fork, or by a spawned child): its offset can move under us at any moment, so
   // read() must leave it to the kernel. pread is unaffected.
   bool shared = false;
+  // This descriptor may keep its file offset in user space (see "User-space file
+  // offsets" below): opened here with O_CLOEXEC, never duplicated or handed on.
+  bool own_offset = false;
+  uint32_t gen = 0;  // changes whenever the slot is (re)tracked: ties offsets to one open
   FileKey key;
   uint64_t size = 0;
   uint32_t dataset_id = 0;
@@ -47,9 +51,41 @@ void fd_copy(int from, int to);
 bool fd_lock(int fd);
 void fd_unlock(int fd);
 
+// User-space file offsets. A read() served from the arena needs no system call if
+// the offset lives here rather than in the kernel. That is allowed only while the
+// open file description is ours alone: opened in this process with O_CLOEXEC (so no
+// exec'd program inherits it), never dup'ed, never sent to another process, not
+// inherited across fork. While a slot's offset word is valid, the kernel's offset
+// is stale, and every call that would let anyone else see it syncs first
+// (fd_pos_sync: one lseek). Word layout: valid bit, 15-bit slot generation, 48-bit
+// offset; updated by compare-and-swap, so concurrent reads of one fd each take a
+// distinct range, as the kernel's own read guarantees.
+inline constexpr uint64_t kPosValid = 1ull << 63;
+inline constexpr int kPosGenShift = 48;
+inline constexpr uint64_t kPosMax = (1ull << kPosGenShift) - 1;
+inline uint64_t pos_word(uint32_t gen, uint64_t pos) {
+  return kPosValid | (uint64_t{gen & 0x7fffu} << kPosGenShift) | pos;
+}
+inline uint64_t pos_of(uint64_t word) { return word & kPosMax; }
+// The valid offset word of `fd` for the open `gen` names, or false (use the kernel).
+bool fd_pos_load(int fd, uint32_t gen, uint64_t* word);
+bool fd_pos_cas(int fd, uint64_t expected, uint64_t desired);
+// After a read the kernel did at `pos` under fd_lock (kernel offset left there):
+// keep `pos` in user space from now on if the descriptor may.
+void fd_pos_adopt(int fd, uint32_t gen, uint64_t pos);
+// Makes the kernel's offset right again (and the user-space one invalid). With
+// `forbid` the descriptor never keeps its offset in user space again (dup'ed,
+// inheritable, sent elsewhere). Takes the fd's lock unless the caller holds it.
+// Preserves errno.
+void fd_pos_sync(int fd, bool forbid);
+// The description is being handed to another process (SCM_RIGHTS): synced,
+// forbidden, and shared from now on.
+void fd_pos_sync_shared(int fd);
+// Before fork, exec or spawn: every tracked descriptor's offset synced, and each
+// marked shared (the description is about to be shared with another process).
+void fd_pos_sync_all_shared();
+
 // After fork: the child's threads are gone, so are their locks.
 void fd_reset_locks_after_fork();
-// Marks every tracked descriptor as shared with another process (see FdInfo).
-void fd_mark_all_shared();
 
 }  // namespace dc::shim

@@ -80,21 +80,21 @@ char* const* with_shim_env(char* const* envp, char** out, char* preload_buf, cha
 // vfork child (which shares our memory) marking here marks the parent's table.
 DC_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
   static decltype(&::execve) real;
-  fd_mark_all_shared();
+  fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "execve")(path, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
 DC_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
   static decltype(&::execvpe) real;
-  fd_mark_all_shared();
+  fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "execvpe")(file, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
 DC_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
   static decltype(&::fexecve) real;
-  fd_mark_all_shared();
+  fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "fexecve")(fd, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
@@ -102,7 +102,7 @@ DC_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
 DC_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions,
                           const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   static decltype(&::posix_spawn) real;
-  fd_mark_all_shared();
+  fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "posix_spawn")(pid, path, actions, attr, argv,
                                     with_shim_env(envp, env_out, preload_buf, socket_buf));
@@ -111,7 +111,7 @@ DC_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_a
 DC_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions,
                            const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   static decltype(&::posix_spawnp) real;
-  fd_mark_all_shared();
+  fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
   return next(&real, "posix_spawnp")(pid, file, actions, attr, argv,
                                      with_shim_env(envp, env_out, preload_buf, socket_buf));

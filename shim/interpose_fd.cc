@@ -19,12 +19,14 @@ namespace {
 
 bool needs_mode(int flags) { return (flags & O_CREAT) || ((flags & O_TMPFILE) == O_TMPFILE); }
 
-// After fork, parent and child share every file description open at that moment.
-void after_fork_in_parent() { fd_mark_all_shared(); }
+// After fork, parent and child share every file description open at that moment:
+// before it, every offset kept in user space goes back to the kernel, and every
+// tracked descriptor becomes shared (read() then leaves offsets to the kernel).
+void before_fork() { fd_pos_sync_all_shared(); }
 
 void after_fork_in_child() {
   fd_reset_locks_after_fork();
-  fd_mark_all_shared();
+  fd_pos_sync_all_shared();
   link_after_fork_child();
 }
 
@@ -35,7 +37,7 @@ __attribute__((constructor)) void shim_constructor() { shim_enabled(); }
 void dc::shim::shim_global_init() {
   resolve_real();
   link_init();
-  pthread_atfork(nullptr, after_fork_in_parent, after_fork_in_child);
+  pthread_atfork(before_fork, nullptr, after_fork_in_child);
 }
 
 namespace {
@@ -52,6 +54,10 @@ void after_dup(int from, int to) {
     fd_clear(to);  // the new number describes nothing we track (clearing is always safe)
     return;
   }
+  // Two numbers now name one description: its offset must live in the kernel.
+  // (Syncing is right even in a vfork child: the description is shared.)
+  fd_pos_sync(from, true);
+  info.own_offset = false;
   // Setting a slot is not safe in a vfork child (it shares our memory): only now,
   // for a tracked source, pay for the check.
   if (link_in_foreign_process()) return;
@@ -146,6 +152,8 @@ DC_EXPORT int dup3(int fd, int target, int flags) {
 
 namespace {
 int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, unsigned long arg) {
+  // Clearing close-on-exec lets an exec'd program inherit the description.
+  if (cmd == F_SETFD && !(arg & FD_CLOEXEC)) fd_pos_sync(fd, true);
   int rc = real ? real(fd, cmd, arg) : static_cast<int>(sys_fcntl(fd, cmd, static_cast<long>(arg)));
   if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && rc >= 0) after_dup(fd, rc);
   return rc;

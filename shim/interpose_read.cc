@@ -2,10 +2,13 @@
 // served from the arena; anything else, and anything the arena cannot serve, goes
 // to the real function, so its result and errno are exactly the kernel's.
 //
-// File offsets: the kernel's offset is the truth. pread needs no system call on a
-// hit; read is "get offset, serve like pread, set offset" under a per-fd lock that
-// lseek also takes, so the offset anyone else sees (a dup in another process, a
-// child after exec, sendfile) is always right.
+// File offsets: pread needs no system call on a hit. A descriptor that is ours
+// alone keeps its offset in user space (fd_table.h), so read and lseek need none
+// either; every call that could expose the kernel's offset to anyone else syncs it
+// first (interpose_offset.cc, fork, exec, dup). Any other descriptor's offset is
+// the kernel's: read is "get offset, serve like pread, set offset" under a per-fd
+// lock that lseek also takes, so the offset anyone else sees (a dup in another
+// process, a child after exec) is always right.
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -27,23 +30,74 @@ bool tracked_reader(int fd, FdInfo* fi) {
   return fd_lookup(fd, fi, false) && fi->kind == SlotKind::kReader;
 }
 
-// Serves a read at the current offset and advances it. kNotServed leaves the offset
-// untouched for the caller's real call.
-template <typename ServeAt>
-ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at) {
+// Serves a read at the current offset and advances it. kNotServed: the caller
+// makes the real call (the kernel's offset is then right: see fd_table.h).
+//
+// `serve_at(pos)` serves from the arena (or kNotServed); `kernel_at(pos)` reads the
+// file itself at pos without moving any offset (pread/preadv).
+template <typename ServeAt, typename KernelAt>
+ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt kernel_at) {
   // Another process may move a shared offset between our "get" and "set": only the
   // kernel's read is atomic there.
   if (fi.shared) return kNotServed;
-  if (!fd_lock(fd)) return kNotServed;
   const int saved = errno;
+  // The offset kept in user space: no system call on a hit. A racing read or seek
+  // on the same fd makes the swap fail; then read again at the new offset.
+  uint64_t word;
+  while (fi.own_offset && fd_pos_load(fd, fi.gen, &word)) {
+    const uint64_t pos = pos_of(word);
+    ssize_t r = serve_at(pos);
+    if (r == kNotServed) {
+      r = kernel_at(pos);  // EOF, a grown file, no agent: the file itself, at our offset
+      if (r < 0) return r;  // errno is the kernel's
+      if (r > 0) link_count(Served::kFallback, static_cast<uint64_t>(r));
+    }
+    if (pos + static_cast<uint64_t>(r) > kPosMax) {
+      // Past what the word can hold (256 TiB): the kernel keeps this offset.
+      fd_pos_sync(fd, true);
+      fd_lock(fd);
+      sys_lseek(fd, static_cast<off_t>(pos + static_cast<uint64_t>(r)), SEEK_SET);
+      fd_unlock(fd);
+      errno = saved;
+      return r;
+    }
+    if (r == 0 || fd_pos_cas(fd, word, pos_word(fi.gen, pos + static_cast<uint64_t>(r)))) {
+      errno = saved;
+      return r;
+    }
+  }
+  // The offset is the kernel's: "get offset, serve like pread, set offset" under
+  // the per-fd lock that lseek also takes. Whatever the arena cannot serve is read
+  // here too, under the lock, so no other thread's read moves the offset between.
+  if (!fd_lock(fd)) return kNotServed;
   ssize_t r = kNotServed;
   FdInfo again;
   // Re-check under the lock: another thread may have closed and reused the number.
-  if (tracked_reader(fd, &again) && again.key == fi.key) {
+  if (tracked_reader(fd, &again) && again.key == fi.key && !again.shared) {
+    // While we waited, the thread before us may have put the offset in user space.
+    if (again.own_offset && fd_pos_load(fd, again.gen, &word)) {
+      fd_unlock(fd);
+      return serve_at_offset(fd, again, serve_at, kernel_at);
+    }
     const off_t pos = sys_lseek(fd, 0, SEEK_CUR);
     if (pos >= 0) {
       r = serve_at(static_cast<uint64_t>(pos));
-      if (r >= 0) sys_lseek(fd, pos + r, SEEK_SET);
+      int err = saved;
+      if (r == kNotServed) {
+        r = kernel_at(static_cast<uint64_t>(pos));
+        err = errno;
+        if (r > 0) link_count(Served::kFallback, static_cast<uint64_t>(r));
+      }
+      if (r > 0) {
+        const uint64_t next = static_cast<uint64_t>(pos) + static_cast<uint64_t>(r);
+        // A private descriptor whose offset went back to the kernel (sendfile,
+        // SEEK_END, ...) keeps it in user space again from here.
+        if (again.own_offset && next <= kPosMax) fd_pos_adopt(fd, again.gen, next);
+        else sys_lseek(fd, static_cast<off_t>(next), SEEK_SET);
+      }
+      fd_unlock(fd);
+      errno = err;
+      return r;
     }
   }
   fd_unlock(fd);
@@ -61,7 +115,9 @@ ssize_t count_fallback(ssize_t r) {
 DC_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   FdInfo fi;
   if (tracked_reader(fd, &fi)) {
-    ssize_t r = serve_at_offset(fd, fi, [&](uint64_t pos) { return serve_pread(fd, fi, buf, n, pos); });
+    ssize_t r = serve_at_offset(
+        fd, fi, [&](uint64_t pos) { return serve_pread(fd, fi, buf, n, pos); },
+        [&](uint64_t pos) { return sys_pread(fd, buf, n, static_cast<off_t>(pos)); });
     if (r != kNotServed) return r;
     return count_fallback(g_real.read ? g_real.read(fd, buf, n) : sys_read(fd, buf, n));
   }
@@ -104,7 +160,9 @@ DC_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t
 DC_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
   FdInfo fi;
   if (tracked_reader(fd, &fi)) {
-    ssize_t r = serve_at_offset(fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); });
+    ssize_t r = serve_at_offset(
+        fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); },
+        [&](uint64_t pos) { return sys_preadv2(fd, iov, cnt, static_cast<off_t>(pos), 0); });
     if (r != kNotServed) return r;
     return count_fallback(g_real.readv ? g_real.readv(fd, iov, cnt) : sys_readv(fd, iov, cnt));
   }
@@ -127,9 +185,14 @@ ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int 
   FdInfo fi;
   // Flags (RWF_NOWAIT, RWF_HIPRI, ...) ask the kernel for specific behaviour: honour
   // them by letting the kernel do the read.
-  if (flags == 0 && tracked_reader(fd, &fi)) {
+  const bool tracked = tracked_reader(fd, &fi);
+  if (tracked && flags != 0 && off == -1) fd_pos_sync(fd, false);  // the kernel reads at its offset
+  if (flags == 0 && tracked) {
     ssize_t r = kNotServed;
-    if (off == -1) r = serve_at_offset(fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); });
+    if (off == -1)
+      r = serve_at_offset(
+          fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); },
+          [&](uint64_t pos) { return sys_preadv2(fd, iov, cnt, static_cast<off_t>(pos), 0); });
     else if (off >= 0) r = serve_preadv(fd, fi, iov, cnt, static_cast<uint64_t>(off));
     if (r != kNotServed) return r;
     return count_fallback(real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags));
@@ -155,11 +218,29 @@ DC_EXPORT ssize_t preadv64v2(int fd, const iovec* iov, int cnt, off64_t off, int
 }
 
 namespace {
-// lseek on a tracked fd waits for a read in progress on it, as the kernel's own
-// per-file offset lock would: otherwise that read's "set offset" could undo the seek.
+// lseek on a tracked fd. SEEK_SET and SEEK_CUR within the file, on a descriptor
+// whose offset lives in user space, are answered here (no system call: readers
+// such as Python ask for the offset several times per file). Anything else first
+// puts the offset back in the kernel, then asks the kernel, waiting for a read in
+// progress on the fd as the kernel's own per-file offset lock would: otherwise that
+// read's "set offset" could undo the seek.
 off_t lseek_common(off_t (*real)(int, off_t, int), int fd, off_t off, int whence) {
   FdInfo fi;
-  const bool locked = tracked_reader(fd, &fi) && fd_lock(fd);
+  const bool tracked = tracked_reader(fd, &fi);
+  if (tracked && fi.own_offset && !fi.shared && (whence == SEEK_SET || whence == SEEK_CUR)) {
+    uint64_t word;
+    while (fd_pos_load(fd, fi.gen, &word)) {
+      const int64_t base = whence == SEEK_SET ? 0 : static_cast<int64_t>(pos_of(word));
+      // Beyond the end (or negative): the kernel decides (EINVAL, or a position
+      // past EOF its filesystem allows).
+      if (off < -base || off > static_cast<int64_t>(fi.size) - base) break;
+      const uint64_t next = static_cast<uint64_t>(base + off);
+      if (fd_pos_cas(fd, word, pos_word(fi.gen, next))) return static_cast<off_t>(next);
+    }
+  }
+  const bool locked = tracked && fd_lock(fd);
+  // Under the lock, so no read can move the offset back to user space meanwhile.
+  if (tracked) fd_pos_sync(fd, false);
   off_t r = real ? real(fd, off, whence) : sys_lseek(fd, off, whence);
   if (locked) {
     const int saved = errno;

@@ -161,7 +161,10 @@ FILE* open_stream(FILE* (*real)(const char*, const char*), const char* path, con
   int fd = open(path, O_RDONLY | (cloexec ? O_CLOEXEC : 0));
   if (fd < 0) return nullptr;
   FILE* f = is_tracked_reader(fd) ? cookie_stream(fd) : nullptr;
-  if (!f) f = next(&g_stdio.fdopen, "fdopen")(fd, mode);
+  if (!f) {
+    fd_pos_sync(fd, true);  // glibc's stream reads at the kernel's offset
+    f = next(&g_stdio.fdopen, "fdopen")(fd, mode);
+  }
   if (!f) {
     const int e = errno;
     close(fd);
@@ -185,6 +188,7 @@ DC_EXPORT FILE* fdopen(int fd, const char* mode) {
   if (shim_enabled() && plain_read_mode(mode, &cloexec) && is_tracked_reader(fd)) {
     if (FILE* f = cookie_stream(fd)) return f;
   }
+  fd_pos_sync(fd, true);  // glibc's stream reads at the kernel's offset
   return next(&g_stdio.fdopen, "fdopen")(fd, mode);
 }
 

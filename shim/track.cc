@@ -63,6 +63,9 @@ void track_opened(int fd, int flags) {
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) break;
     info.kind = SlotKind::kReader;
+    // Without close-on-exec the description may be inherited by programs we never
+    // see: keep its offset in the kernel.
+    info.own_offset = (flags & O_CLOEXEC) != 0;
     info.size = static_cast<uint64_t>(st.st_size);
     const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
                               static_cast<uint64_t>(st.st_mtim.tv_nsec);

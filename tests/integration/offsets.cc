@@ -3,17 +3,31 @@
 // reading the inherited fd, dup'ed descriptors, and fd numbers reused for another
 // file. Truth is read with raw system calls, which no preload can intercept.
 //
-//   dcoffsets FILE_A FILE_B     (run under LD_PRELOAD=libdcshim.so)
+// Descriptors opened with O_CLOEXEC may keep their offset in user space (no system
+// call per read); the second half checks that every way the offset can leave the
+// process sees it right: sendfile, splice, copy_file_range, SEEK_END, SCM_RIGHTS,
+// fork, clearing close-on-exec (fcntl and ioctl) before exec, dup, and 8 threads
+// reading one descriptor at once (each read a distinct range, as the kernel's).
+//
+//   dcoffsets FILE_A FILE_B FILE_C    (run under LD_PRELOAD=libdcshim.so; FILE_C is
+//                                      made of 8-byte little-endian words, each
+//                                      holding its own offset)
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -49,12 +63,207 @@ int exec_child(int fd, off_t at) {
   return ok ? 0 : 1;
 }
 
+// What a pipe or file received, compared with the file at `at`.
+bool drained_matches(int rfd, int src, off_t at, size_t n) {
+  std::vector<char> got(n);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = read(rfd, got.data() + done, n - done);
+    if (r <= 0) return false;
+    done += static_cast<size_t>(r);
+  }
+  return got == truth(src, at, n);
+}
+
+int cloexec_fd(const char* path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    perror("open");
+    exit(1);
+  }
+  return fd;
+}
+
+// Descriptors whose offset the shim may keep in user space.
+void own_offset_cases(const char* path, const char* words) {
+  int fd = cloexec_fd(path);
+  const off_t size = lseek(fd, 0, SEEK_END);
+  check("[cloexec] lseek SEEK_END gives the size", size > 20000 && lseek(fd, 0, SEEK_SET) == 0);
+  check("[cloexec] read 1000 at 0", read_matches(fd, 1000, 0));
+  check("[cloexec] lseek SEEK_CUR says 1000", lseek(fd, 0, SEEK_CUR) == 1000);
+
+  int p[2];
+  if (pipe(p) != 0) exit(1);
+  check("[cloexec] sendfile continues at 1000",
+        sendfile(p[1], fd, nullptr, 500) == 500 && drained_matches(p[0], fd, 1000, 500));
+  check("[cloexec] read after sendfile continues at 1500", read_matches(fd, 700, 1500));
+  check("[cloexec] splice continues at 2200",
+        splice(fd, nullptr, p[1], nullptr, 300, 0) == 300 && drained_matches(p[0], fd, 2200, 300));
+  check("[cloexec] read after splice continues at 2500", read_matches(fd, 100, 2500));
+  char tmpl[] = "/tmp/dcoffsets.XXXXXX";
+  int out = mkstemp(tmpl);
+  unlink(tmpl);
+  check("[cloexec] copy_file_range continues at 2600",
+        out >= 0 && copy_file_range(fd, nullptr, out, nullptr, 400, 0) == 400 && lseek(out, 0, SEEK_SET) == 0 &&
+            drained_matches(out, fd, 2600, 400));
+  close(out);
+  check("[cloexec] read after copy_file_range continues at 3000", read_matches(fd, 100, 3000));
+  check("[cloexec] SEEK_END then read the last 100", lseek(fd, -100, SEEK_END) == size - 100 &&
+                                                        read_matches(fd, 100, size - 100));
+  char b[16];
+  check("[cloexec] read at EOF returns 0", read(fd, b, sizeof b) == 0 && lseek(fd, 0, SEEK_CUR) == size);
+  check("[cloexec] SEEK_SET 5000, SEEK_CUR +50",
+        lseek(fd, 5000, SEEK_SET) == 5000 && lseek(fd, 50, SEEK_CUR) == 5050 && read_matches(fd, 100, 5050));
+  check("[cloexec] a negative seek fails with EINVAL, offset kept",
+        lseek(fd, -1, SEEK_SET) == -1 && errno == EINVAL && lseek(fd, 0, SEEK_CUR) == 5150);
+  check("[cloexec] preadv2 with RWF_HIPRI at offset -1 reads at 5150", [&] {
+    std::vector<char> got(100);
+    iovec v{got.data(), got.size()};
+    return preadv2(fd, &v, 1, -1, RWF_HIPRI) == 100 && got == truth(fd, 5150, 100) &&
+           lseek(fd, 0, SEEK_CUR) == 5250;
+  }());
+
+  // SCM_RIGHTS to a process forked before the fd existed (it inherits nothing).
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) != 0) exit(1);
+  pid_t c = fork();
+  if (c == 0) {
+    char one;
+    iovec iov{&one, 1};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    if (recvmsg(sp[1], &m, 0) != 1) _exit(2);
+    int got_fd;
+    memcpy(&got_fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof got_fd);
+    const bool ok = read_matches(got_fd, 200, 5250);
+    (void)!write(sp[1], ok ? "y" : "n", 1);
+    _exit(ok ? 0 : 1);
+  }
+  {
+    char one = 'x';
+    iovec iov{&one, 1};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    cmsghdr* cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    char answer = 0;
+    int st = 0;
+    const bool sent = sendmsg(sp[0], &m, 0) == 1;
+    const bool replied = read(sp[0], &answer, 1) == 1;
+    waitpid(c, &st, 0);
+    check("[cloexec] a process sent the fd by SCM_RIGHTS reads at 5250",
+          sent && replied && answer == 'y' && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    check("[cloexec] and we see its advance (5450)", lseek(fd, 0, SEEK_CUR) == 5450 && read_matches(fd, 50, 5450));
+  }
+  close(sp[0]);
+  close(sp[1]);
+  close(fd);
+
+  fd = cloexec_fd(path);
+  check("[cloexec] fresh fd: read 1000 at 0", read_matches(fd, 1000, 0));
+  c = fork();
+  if (c == 0) _exit(read_matches(fd, 300, 1000) ? 0 : 1);
+  int st = 0;
+  waitpid(c, &st, 0);
+  check("[cloexec] forked child reads at 1000", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  check("[cloexec] parent reads on at 1300", read_matches(fd, 100, 1300));
+  close(fd);
+
+  auto exec_inherits = [&](const char* what, bool use_ioctl) {
+    int f = cloexec_fd(path);
+    bool ok = read_matches(f, 1000, 0);
+    if (use_ioctl) ok = ok && ioctl(f, FIONCLEX) == 0;
+    else ok = ok && fcntl(f, F_SETFD, 0) == 0;
+    pid_t k = fork();
+    if (k == 0) {
+      std::string sfd = std::to_string(f);
+      execl("/proc/self/exe", "dcoffsets", "exec-child", sfd.c_str(), "1000", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int s2 = 0;
+    waitpid(k, &s2, 0);
+    check(what, ok && WIFEXITED(s2) && WEXITSTATUS(s2) == 0 && read_matches(f, 100, 1400));
+    close(f);
+  };
+  exec_inherits("[cloexec] F_SETFD 0, exec'd child reads at 1000", false);
+  exec_inherits("[cloexec] ioctl FIONCLEX, exec'd child reads at 1000", true);
+
+  fd = cloexec_fd(path);
+  check("[cloexec] fresh fd: read 1000 at 0 again", read_matches(fd, 1000, 0));
+  int d = dup(fd);
+  check("[cloexec] dup reads on at 1000", read_matches(d, 100, 1000) && read_matches(fd, 100, 1100));
+  close(d);
+  close(fd);
+
+  // 8 threads, one descriptor: every read must take its own range of the file.
+  fd = cloexec_fd(words);
+  const off_t wsize = lseek(fd, 0, SEEK_END);
+  lseek(fd, 0, SEEK_SET);
+  struct Shared {
+    int fd;
+    std::vector<std::pair<uint64_t, size_t>> got[8];
+    bool bad[8];
+  } sh{};
+  sh.fd = fd;
+  pthread_t th[8];
+  struct Arg {
+    Shared* s;
+    int i;
+  } args[8];
+  for (int i = 0; i < 8; ++i) {
+    args[i] = {&sh, i};
+    pthread_create(&th[i], nullptr, [](void* v) -> void* {
+      auto* a = static_cast<Arg*>(v);
+      std::vector<uint64_t> buf(512 + a->i * 3);  // sizes differ per thread
+      for (;;) {
+        ssize_t r = read(a->s->fd, buf.data(), buf.size() * 8);
+        if (r <= 0) {
+          a->s->bad[a->i] |= r < 0;
+          break;
+        }
+        // A word-aligned range whose words say where it came from.
+        const uint64_t at = buf[0];
+        for (size_t w = 0; w < static_cast<size_t>(r) / 8; ++w) a->s->bad[a->i] |= buf[w] != at + w * 8;
+        a->s->got[a->i].emplace_back(at, static_cast<size_t>(r));
+      }
+      return nullptr;
+    }, &args[i]);
+  }
+  for (auto& t : th) pthread_join(t, nullptr);
+  std::vector<std::pair<uint64_t, size_t>> all;
+  bool bad = false;
+  for (int i = 0; i < 8; ++i) {
+    bad |= sh.bad[i];
+    all.insert(all.end(), sh.got[i].begin(), sh.got[i].end());
+  }
+  std::sort(all.begin(), all.end());
+  uint64_t next = 0;
+  for (const auto& [at, n] : all) {
+    bad |= at != next;
+    next = at + n;
+  }
+  check("[cloexec] 8 threads on one fd read disjoint ranges covering the file",
+        !bad && next == static_cast<uint64_t>(wsize));
+  close(fd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 4 && strcmp(argv[1], "exec-child") == 0) return exec_child(atoi(argv[2]), atoll(argv[3]));
-  if (argc != 3) {
-    fprintf(stderr, "usage: dcoffsets FILE_A FILE_B\n");
+  if (argc != 4) {
+    fprintf(stderr, "usage: dcoffsets FILE_A FILE_B FILE_C\n");
     return 2;
   }
   int fd = open(argv[1], O_RDONLY);
@@ -111,6 +320,7 @@ int main(int argc, char** argv) {
   close(fd);
   int reopened = open(argv[2], O_RDONLY);
   check("open reusing a closed number reads the new file", reopened == fd && read_matches(reopened, 4096, 0));
+  own_offset_cases(argv[1], argv[3]);
   printf("%d failure(s)\n", g_fail);
   return g_fail ? 1 : 0;
 }

@@ -1,0 +1,104 @@
+// Calls that read a descriptor's file offset without going through read()/lseek(),
+// or hand its description to someone else. A tracked descriptor may keep its
+// offset in user space (fd_table.h): before any of these reaches the kernel, the
+// offset goes back there. Nothing else changes: each wrapper then makes the real
+// call, so results and errno are the kernel's.
+//
+// Not covered (documented in docs/compatibility.md): raw syscall(2) reads, io_uring
+// reads at offset -1, pidfd_getfd(2) from another process, and
+// /proc/<pid>/fdinfo's "pos" all see the kernel's stale offset of such a descriptor.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdarg>
+
+#include "shim/fd_table.h"
+
+#define DC_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace dc::shim;
+
+namespace {
+
+template <typename T>
+T next(T* slot, const char* name) {
+  T fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (!fn) {
+    fn = reinterpret_cast<T>(dlsym(RTLD_NEXT, name));
+    __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+  }
+  return fn;
+}
+
+// Every descriptor passed in SCM_RIGHTS messages: the receiver shares its
+// description from now on.
+void share_passed_fds(const msghdr* msg) {
+  if (!msg || !msg->msg_control || msg->msg_controllen < sizeof(cmsghdr)) return;
+  for (const cmsghdr* c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(msg), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
+    const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const auto* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < n; ++i) {
+      int fd;
+      __builtin_memcpy(&fd, fds + i, sizeof fd);
+      fd_pos_sync_shared(fd);
+    }
+  }
+}
+
+}  // namespace
+
+DC_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
+  static decltype(&::sendfile) real;
+  if (!offset) fd_pos_sync(in_fd, false);
+  return next(&real, "sendfile")(out_fd, in_fd, offset, count);
+}
+
+DC_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
+  static decltype(&::sendfile64) real;
+  if (!offset) fd_pos_sync(in_fd, false);
+  return next(&real, "sendfile64")(out_fd, in_fd, offset, count);
+}
+
+DC_EXPORT ssize_t splice(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len,
+                         unsigned int flags) {
+  static decltype(&::splice) real;
+  if (!off_in) fd_pos_sync(fd_in, false);
+  return next(&real, "splice")(fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+DC_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len,
+                                  unsigned int flags) {
+  static decltype(&::copy_file_range) real;
+  if (!off_in) fd_pos_sync(fd_in, false);
+  return next(&real, "copy_file_range")(fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+DC_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  static decltype(&::sendmsg) real;
+  share_passed_fds(msg);
+  return next(&real, "sendmsg")(fd, msg, flags);
+}
+
+DC_EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
+  static decltype(&::sendmmsg) real;
+  for (unsigned int i = 0; vec && i < vlen; ++i) share_passed_fds(&vec[i].msg_hdr);
+  return next(&real, "sendmmsg")(fd, vec, vlen, flags);
+}
+
+// ioctl's third argument, when there is one, is pointer-sized on every Linux ABI.
+DC_EXPORT int ioctl(int fd, unsigned long request, ...) {
+  static int (*real)(int, unsigned long, ...);
+  va_list ap;
+  va_start(ap, request);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  // Clearing close-on-exec lets an exec'd program inherit the description.
+  if (request == FIONCLEX) fd_pos_sync(fd, true);
+  return next(&real, "ioctl")(fd, request, arg);
+}
