@@ -154,6 +154,11 @@ namespace {
 int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, unsigned long arg) {
   // Clearing close-on-exec lets an exec'd program inherit the description.
   if (cmd == F_SETFD && !(arg & FD_CLOEXEC)) fd_pos_sync(fd, true);
+  // A record lock relative to SEEK_CUR is placed at the kernel's offset.
+  if ((cmd == F_GETLK || cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_GETLK || cmd == F_OFD_SETLK ||
+       cmd == F_OFD_SETLKW) &&
+      arg && reinterpret_cast<const struct flock*>(arg)->l_whence == SEEK_CUR)
+    fd_pos_sync(fd, false);
   int rc = real ? real(fd, cmd, arg) : static_cast<int>(sys_fcntl(fd, cmd, static_cast<long>(arg)));
   if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && rc >= 0) after_dup(fd, rc);
   return rc;

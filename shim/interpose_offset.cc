@@ -91,6 +91,19 @@ DC_EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
   return next(&real, "sendmmsg")(fd, vec, vlen, flags);
 }
 
+// lockf locks relative to the kernel's offset.
+DC_EXPORT int lockf(int fd, int cmd, off_t len) {
+  static decltype(&::lockf) real;
+  fd_pos_sync(fd, false);
+  return next(&real, "lockf")(fd, cmd, len);
+}
+
+DC_EXPORT int lockf64(int fd, int cmd, off64_t len) {
+  static decltype(&::lockf64) real;
+  fd_pos_sync(fd, false);
+  return next(&real, "lockf64")(fd, cmd, len);
+}
+
 // ioctl's third argument, when there is one, is pointer-sized on every Linux ABI.
 DC_EXPORT int ioctl(int fd, unsigned long request, ...) {
   static int (*real)(int, unsigned long, ...);
