@@ -143,6 +143,22 @@ void fd_track(int fd, const FdInfo& info) {
   write_end(s);
 }
 
+bool fd_complete(int fd, uint32_t gen, uint64_t size, FileKey key) {
+  Slot* s = slot_for(fd, false);
+  if (!s) return false;
+  write_begin(s);
+  const bool same = field_load(&s->kind) == static_cast<uint32_t>(SlotKind::kPending) &&
+                    field_load(&s->gen) == (gen & 0x7fffu);
+  if (same) {
+    field_store(&s->key_hi, key.hi);
+    field_store(&s->key_lo, key.lo);
+    field_store(&s->size, size);
+    field_store(&s->kind, static_cast<uint32_t>(SlotKind::kReader));
+  }
+  write_end(s);
+  return same;
+}
+
 void fd_clear(int fd) {
   Slot* s = slot_for(fd, false);
   if (!s || field_load(&s->kind) == 0) return;

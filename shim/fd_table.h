@@ -15,7 +15,10 @@ namespace dc::shim {
 
 inline constexpr uint32_t kSlotPathMax = 440;  // longer relative paths are not cached
 
-enum class SlotKind : uint32_t { kNone = 0, kReader = 1, kWriter = 2 };
+// kPending: a read-only open of a dataset file whose size and mtime (part of its
+// key) are not known yet. They come from the application's own fstat when it makes
+// one (most do, right after open), else from one made at the first read or seek.
+enum class SlotKind : uint32_t { kNone = 0, kReader = 1, kWriter = 2, kPending = 3 };
 
 struct FdInfo {
   SlotKind kind = SlotKind::kNone;
@@ -41,6 +44,9 @@ void fd_track(int fd, const FdInfo& info);
 void fd_clear(int fd);
 // Clears every tracked slot with first <= fd <= last.
 void fd_clear_range(unsigned first, unsigned last);
+// A kPending slot of the open `gen` names becomes kReader with this size and key
+// (nothing else changes: offset word, flags). False if it is no longer that slot.
+bool fd_complete(int fd, uint32_t gen, uint64_t size, FileKey key);
 // Copies what `from` tracks to `to` (dup); clears `to` if `from` is not tracked.
 void fd_copy(int from, int to);
 

@@ -17,6 +17,7 @@
 #include "shim/fd_table.h"
 #include "shim/real.h"
 #include "shim/serve.h"
+#include "shim/track.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -26,9 +27,7 @@ using namespace dc::shim;
 
 namespace {
 
-bool tracked_reader(int fd, FdInfo* fi) {
-  return fd_lookup(fd, fi, false) && fi->kind == SlotKind::kReader;
-}
+bool tracked_reader(int fd, FdInfo* fi) { return lookup_reader(fd, fi); }
 
 // Serves a read at the current offset and advances it. kNotServed: the caller
 // makes the real call (the kernel's offset is then right: see fd_table.h).

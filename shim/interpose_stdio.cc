@@ -65,7 +65,7 @@ int mode_flags(const char* mode) {
 
 bool is_tracked_reader(int fd) {
   FdInfo fi;
-  return fd_lookup(fd, &fi, false) && fi.kind == SlotKind::kReader;
+  return lookup_reader(fd, &fi);
 }
 
 // The cookies of shim streams live in one fixed table, each naming its stream, so

@@ -60,19 +60,60 @@ void track_opened(int fd, int flags) {
       link_invalidate(i, rel, rel_len);
       break;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) break;
-    info.kind = SlotKind::kReader;
+    // Size and mtime come later (note_fstat, or lookup_reader): the application
+    // almost always fstat()s a file it just opened, and one call is enough.
+    info.kind = SlotKind::kPending;
     // Without close-on-exec the description may be inherited by programs we never
     // see: keep its offset in the kernel.
     info.own_offset = (flags & O_CLOEXEC) != 0;
-    info.size = static_cast<uint64_t>(st.st_size);
-    const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
-                              static_cast<uint64_t>(st.st_mtim.tv_nsec);
-    info.key = make_file_key(d.name, d.name_len, rel, rel_len, info.size, mtime_ns);
     fd_track(fd, info);
     break;
   }
+  errno = saved;
+}
+
+namespace {
+
+// Completes pending slot `fd` (copied in `fi`, with its path) from `st`.
+void complete(int fd, const FdInfo& fi, const struct stat& st) {
+  if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+    fd_clear(fd);  // not a file the cache serves (empty, a directory, a fifo)
+    return;
+  }
+  const DatasetList* ds = link_datasets();
+  if (!ds || fi.dataset_id >= ds->count) {
+    fd_clear(fd);
+    return;
+  }
+  const Dataset& d = ds->items[fi.dataset_id];
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
+                            static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  fd_complete(fd, fi.gen, size, make_file_key(d.name, d.name_len, fi.path, fi.path_len, size, mtime_ns));
+}
+
+}  // namespace
+
+bool lookup_reader(int fd, FdInfo* fi) {
+  if (!fd_lookup(fd, fi, false)) return false;
+  if (fi->kind == SlotKind::kReader) return true;
+  if (fi->kind != SlotKind::kPending) return false;
+  const int saved = errno;
+  FdInfo with_path;
+  struct stat st;
+  if (fd_lookup(fd, &with_path, true) && with_path.kind == SlotKind::kPending) {
+    if (syscall(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH) == 0) complete(fd, with_path, st);
+    else fd_clear(fd);
+  }
+  errno = saved;
+  return fd_lookup(fd, fi, false) && fi->kind == SlotKind::kReader;
+}
+
+void note_fstat(int fd, const struct stat& st) {
+  FdInfo fi;
+  if (!fd_lookup(fd, &fi, true) || fi.kind != SlotKind::kPending) return;
+  const int saved = errno;
+  complete(fd, fi, st);
   errno = saved;
 }
 

@@ -1,12 +1,22 @@
 // Deciding whether a freshly opened descriptor is a dataset file the cache serves.
 #pragma once
 
+#include <sys/stat.h>
+
+#include "shim/fd_table.h"
+
 namespace dc::shim {
 
 // After a successful open of `fd` with `flags`: track it as a cached reader, as a
 // writer of a dataset file (whose cached pages are dropped now and at close), or
 // not at all. Preserves errno.
 void track_opened(int fd, int flags);
+// True if `fd` is a cached reader, copying its slot to `fi`. A pending slot is
+// completed first (one fstat). Preserves errno.
+bool lookup_reader(int fd, FdInfo* fi);
+// The application's own fstat of `fd` succeeded with `st`: a pending slot takes
+// its size and mtime from it, sparing the shim a system call.
+void note_fstat(int fd, const struct stat& st);
 // Before the real close of `fd`; returns after the slot is cleared. Writers of
 // dataset files get their pages invalidated by finish_close().
 struct CloseTicket {

@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -321,6 +322,20 @@ int main(int argc, char** argv) {
   int reopened = open(argv[2], O_RDONLY);
   check("open reusing a closed number reads the new file", reopened == fd && read_matches(reopened, 4096, 0));
   own_offset_cases(argv[1], argv[3]);
+
+  // Not files the cache serves, though opened read-only under the dataset root:
+  // they must read exactly as natively (EISDIR; 0 at once).
+  std::string dir = argv[1];
+  dir.resize(dir.rfind('/'));
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char tiny[8];
+  errno = 0;
+  check("a directory under the root reads as EISDIR", dfd >= 0 && read(dfd, tiny, sizeof tiny) == -1 && errno == EISDIR);
+  close(dfd);
+  int efd = open((dir + "/empty.bin").c_str(), O_RDONLY | O_CLOEXEC);
+  check("an empty file under the root reads 0", efd >= 0 && read(efd, tiny, sizeof tiny) == 0 &&
+                                                    lseek(efd, 0, SEEK_CUR) == 0);
+  close(efd);
   printf("%d failure(s)\n", g_fail);
   return g_fail ? 1 : 0;
 }
