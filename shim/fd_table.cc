@@ -25,9 +25,10 @@ struct Slot {
   uint64_t pos;         // offset word (fd_table.h); outside the seqlock, CAS-updated
   uint32_t own_offset;  // FdInfo::own_offset; cleared, never set, outside fd_track
   uint32_t gen;         // FdInfo::gen
+  uint32_t lexical;     // FdInfo::lexical
   char path[kSlotPathMax];
 };
-static_assert(sizeof(Slot) == 504);
+static_assert(sizeof(Slot) == 512);
 
 constexpr int kChunkBits = 10;
 constexpr int kChunkSlots = 1 << kChunkBits;
@@ -104,6 +105,7 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
     out->shared = field_load(&s->shared) != 0;
     out->own_offset = field_load(&s->own_offset) != 0;
     out->gen = field_load(&s->gen);
+    out->lexical = field_load(&s->lexical) != 0;
     uint32_t plen = field_load(&s->path_len);
     if (plen >= kSlotPathMax) plen = 0;
     out->path_len = plen;
@@ -125,6 +127,7 @@ void fd_track(int fd, const FdInfo& info) {
   field_store(&s->size, info.size);
   field_store(&s->dataset_id, info.dataset_id);
   field_store(&s->shared, info.shared ? 1u : 0u);
+  field_store(&s->lexical, info.lexical ? 1u : 0u);
   // A new open on this number: a new generation, so an offset update racing in
   // from a read of the old file (an app closing under its own reader) cannot land.
   const uint32_t gen = (field_load(&s->gen) + 1) & 0x7fffu;
@@ -157,6 +160,34 @@ bool fd_complete(int fd, uint32_t gen, uint64_t size, FileKey key) {
   }
   write_end(s);
   return same;
+}
+
+bool fd_rekey(int fd, uint32_t gen, const FdInfo& info) {
+  Slot* s = slot_for(fd, false);
+  if (!s || info.path_len >= kSlotPathMax) return false;
+  write_begin(s);
+  const uint32_t kind = field_load(&s->kind);
+  const bool same = (kind == static_cast<uint32_t>(SlotKind::kReader) ||
+                     kind == static_cast<uint32_t>(SlotKind::kPending)) &&
+                    field_load(&s->gen) == (gen & 0x7fffu);
+  if (same) {
+    field_store(&s->key_hi, info.key.hi);
+    field_store(&s->key_lo, info.key.lo);
+    field_store(&s->size, info.size);
+    field_store(&s->dataset_id, info.dataset_id);
+    field_store(&s->lexical, info.lexical ? 1u : 0u);
+    field_store(&s->path_len, info.path_len);
+    memcpy(s->path, info.path, info.path_len);
+    s->path[info.path_len] = '\0';
+    field_store(&s->kind, static_cast<uint32_t>(info.kind));
+  }
+  write_end(s);
+  return same;
+}
+
+void fd_untrack(int fd) {
+  fd_pos_sync(fd, true);
+  fd_clear(fd);
 }
 
 void fd_clear(int fd) {

@@ -30,6 +30,11 @@ struct FdInfo {
   // offsets" below): opened here with O_CLOEXEC, never duplicated or handed on.
   bool own_offset = false;
   uint32_t gen = 0;  // changes whenever the slot is (re)tracked: ties offsets to one open
+  // `path` is the application's own absolute path, taken as canonical because it
+  // looks so (no ".", "..", "//") rather than asked of the kernel. The agent opens
+  // no symbolic links, so a fetch under a path that has one fails: the slot is then
+  // re-keyed by the kernel's canonical path (track.h: rekey_canonical).
+  bool lexical = false;
   FileKey key;
   uint64_t size = 0;
   uint32_t dataset_id = 0;
@@ -47,6 +52,11 @@ void fd_clear_range(unsigned first, unsigned last);
 // A kPending slot of the open `gen` names becomes kReader with this size and key
 // (nothing else changes: offset word, flags). False if it is no longer that slot.
 bool fd_complete(int fd, uint32_t gen, uint64_t size, FileKey key);
+// Slot `fd` of open `gen` now names `info`'s dataset, path, size and key (and
+// kind), keeping its offset word and flags. False if it is no longer that slot.
+bool fd_rekey(int fd, uint32_t gen, const FdInfo& info);
+// Stops tracking `fd` while it stays open: its offset goes back to the kernel first.
+void fd_untrack(int fd);
 // Copies what `from` tracks to `to` (dup); clears `to` if `from` is not tracked.
 void fd_copy(int from, int to);
 

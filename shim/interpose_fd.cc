@@ -45,8 +45,8 @@ void dc::shim::shim_global_init() {
 
 namespace {
 
-int finish_open(int fd, int flags) {
-  if (fd >= 0) track_opened(fd, flags);
+int finish_open(int fd, int flags, const char* path) {
+  if (fd >= 0) track_opened(fd, flags, path);
   return fd;
 }
 
@@ -81,47 +81,47 @@ void after_dup(int from, int to) {
 DC_EXPORT int open(const char* path, int flags, ...) {
   DC_MODE_ARG(flags);
   int fd = g_real.open ? g_real.open(path, flags, mode) : sys_openat(AT_FDCWD, path, flags, mode);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 DC_EXPORT int open64(const char* path, int flags, ...) {
   DC_MODE_ARG(flags);
   int fd = g_real.open64 ? g_real.open64(path, flags, mode) : sys_openat(AT_FDCWD, path, flags, mode);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 DC_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
   DC_MODE_ARG(flags);
   int fd = g_real.openat ? g_real.openat(dirfd, path, flags, mode) : sys_openat(dirfd, path, flags, mode);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 DC_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
   DC_MODE_ARG(flags);
   int fd = g_real.openat64 ? g_real.openat64(dirfd, path, flags, mode) : sys_openat(dirfd, path, flags, mode);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 // Fortified variants (-D_FORTIFY_SOURCE): called when the compiler could not prove
 // a mode argument is present; they take none.
 DC_EXPORT int __open_2(const char* path, int flags) {
   int fd = g_real.open_2 ? g_real.open_2(path, flags) : sys_openat(AT_FDCWD, path, flags, 0);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 DC_EXPORT int __open64_2(const char* path, int flags) {
   int fd = g_real.open64_2 ? g_real.open64_2(path, flags) : sys_openat(AT_FDCWD, path, flags, 0);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 DC_EXPORT int __openat_2(int dirfd, const char* path, int flags) {
   int fd = g_real.openat_2 ? g_real.openat_2(dirfd, path, flags) : sys_openat(dirfd, path, flags, 0);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 DC_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
   int fd = g_real.openat64_2 ? g_real.openat64_2(dirfd, path, flags) : sys_openat(dirfd, path, flags, 0);
-  return finish_open(fd, flags);
+  return finish_open(fd, flags, path);
 }
 
 DC_EXPORT int close(int fd) {

@@ -143,7 +143,7 @@ FILE* cookie_stream(int fd) {
 FILE* learn_stream(FILE* f, const char* mode) {
   if (f) {
     const int fd = f->_fileno;
-    if (fd >= 0) track_opened(fd, mode_flags(mode));
+    if (fd >= 0) track_opened(fd, mode_flags(mode), nullptr);
   }
   return f;
 }

@@ -6,6 +6,7 @@
 #include "dc/arena_reader.h"
 #include "shim/agent_link.h"
 #include "shim/real.h"
+#include "shim/track.h"
 
 namespace dc::shim {
 namespace {
@@ -64,7 +65,12 @@ ssize_t serve_pread(int fd, const FdInfo& fi, void* buf, size_t len, uint64_t of
       uint64_t last_block = (end - 1) >> view->block_shift;
       uint64_t count = last_block - block + 1;
       if (count > ctl::kMaxFetchBlocks) count = ctl::kMaxFetchBlocks;
-      if (!link_fetch(with_path, block, static_cast<uint32_t>(count))) break;
+      if (!link_fetch(with_path, block, static_cast<uint32_t>(count))) {
+        // Named by the application's spelling, which may hold a symbolic link the
+        // agent will not follow: from the next read on, by the canonical path.
+        if (with_path.lexical) rekey_canonical(fd);
+        break;
+      }
       last_fetched = block;
       fetched_end = block + count;
       fetched = true;

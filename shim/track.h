@@ -10,7 +10,13 @@ namespace dc::shim {
 // After a successful open of `fd` with `flags`: track it as a cached reader, as a
 // writer of a dataset file (whose cached pages are dropped now and at close), or
 // not at all. Preserves errno.
-void track_opened(int fd, int flags);
+// `path`: what the application opened, if known (absolute paths under a root that
+// look canonical spare a kernel lookup: FdInfo::lexical).
+void track_opened(int fd, int flags, const char* path);
+// A fetch under the application's own spelling of the path failed: name the file
+// by its canonical path from now on (or stop tracking it if that is outside every
+// dataset root). False if nothing changed.
+bool rekey_canonical(int fd);
 // True if `fd` is a cached reader, copying its slot to `fi`. A pending slot is
 // completed first (one fstat). Preserves errno.
 bool lookup_reader(int fd, FdInfo* fi);

@@ -48,11 +48,17 @@ Result<OriginFile> OriginFiles::open_file(uint32_t dataset_id, const std::string
   if (root < 0) return make_error(Errc::kNotFound, "dataset root " + datasets_[dataset_id].path + ": " + strerror(errno));
   open_how how{};
   how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  // No symbolic links below the root: every cached file is then named by its one
+  // canonical path, which is what lets shims name a file by the path the
+  // application opened (when it looks canonical) instead of asking the kernel
+  // (docs/architecture.md, "Identity of data"). A shim told no re-keys the file by
+  // its canonical path and asks again.
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
   int fd = static_cast<int>(syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how));
   if (fd < 0) {
     int e = errno;
     if (e == EXDEV) return make_error(Errc::kPermission, rel + ": leaves the dataset root");
+    if (e == ELOOP) return make_error(Errc::kPermission, rel + ": has a symbolic link (not a canonical path)");
     if (e == ENOENT || e == ENOTDIR) return make_error(Errc::kNotFound, rel + ": " + strerror(e));
     return make_error(Errc::kIo, rel + ": " + strerror(e));
   }
