@@ -9,8 +9,8 @@
 
 #include "common/log.h"
 #include "daemon/agent.h"
+#include "daemon/cache/block_range.h"
 #include "daemon/net/auth.h"
-#include "daemon/net/crc32c.h"
 
 namespace dc {
 namespace {
@@ -41,6 +41,13 @@ Status Agent::start_cluster() {
   const uint64_t pages = arena_->page_count();
   cache_->set_copies_cap(config_.cluster.serve ? static_cast<uint64_t>(pages * config_.cluster.copies_share) : pages);
   cache_->set_compute_crcs(config_.cluster.serve);
+  SendSource src;
+  src.path = send_path_of(config_.cluster.send);
+  src.file_fd = arena_->fd();
+  src.file_base = arena_->base();
+  src.file_size = arena_->size();
+  src.release = [this](uint64_t pin) { cache_->unpin(static_cast<BlockCache::Handle>(pin - 1)); };
+  cluster_->set_send_source(std::move(src));
   if (auto st = cluster_->start(epoll_fd_, peer_tag); !st) return st;
   if (config_.cluster.membership == "etcd") {
     membership_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -104,12 +111,14 @@ void Agent::serve_peer(const PeerServeRequest& req) {
   auto file = origin_->get(ds, req.path, req.key);
   if (!file) return refuse(peer_status_of(file.error().code));
   const uint64_t bs = arena_->block_size();
-  if (req.block * bs >= file->size || req.offset != 0 ||
-      (req.length != 0 && req.length != std::min<uint64_t>(bs, file->size - req.block * bs)))
+  if (req.block >= (file->size + bs - 1) / bs) return refuse(peer::Status::kBadRequest);
+  const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - req.block * bs));
+  // Any range within the block: [offset, offset + length), length 0 = to its end.
+  // The block is filled whole either way; the reply carries the range.
+  if (req.offset >= len || (req.length != 0 && uint64_t{req.offset} + req.length > len))
     return refuse(peer::Status::kBadRequest);
   const uint64_t id = next_peer_request_++;
   peer_requests_[id] = req;
-  const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - req.block * bs));
   BlockCache::Handle h;
   // The owner reads the origin itself (never asks another peer), once, however
   // many nodes ask at the same time: concurrent requests join one fill.
@@ -135,15 +144,25 @@ void Agent::peer_request_done(uint64_t id, bool ok) {
   std::vector<iovec> pages;
   uint32_t len = 0;
   const std::vector<uint32_t>* segs = nullptr;
-  if (!ok || !cache_->resident_pages(req.key, req.block, &pages, &len, &segs)) {
+  BlockCache::Handle h = 0;
+  if (!ok || !cache_->resident_pages(req.key, req.block, &pages, &len, &segs, &h) || req.offset >= len) {
     cluster_->reply(req.conn_id, req.request_id, peer::Status::kIoError, {}, 0);
     return;
   }
-  // The CRC of the whole block comes from its segment CRCs, with no pass over the
-  // bytes; a block that has none (e.g. a copy) is summed now.
-  auto crc = range_crc(*segs, len);
-  const uint32_t data_crc = crc ? *crc : crc32c_iov(pages.data(), static_cast<int>(pages.size()));
-  cluster_->reply(req.conn_id, req.request_id, peer::Status::kOk, pages, data_crc);
+  const uint32_t n = req.length ? std::min(req.length, len - req.offset) : len - req.offset;
+  std::vector<iovec> range;
+  slice_block(pages, req.offset, n, &range);
+  // From the segment CRCs (no pass over the bytes but the partial segments at the
+  // range's edges); a block that has none (e.g. a copy) is summed now.
+  const uint32_t data_crc = block_range_crc(pages, *segs, len, req.offset, n);
+  // Sent in place (zerocopy, sendfile): the block stays pinned, not evicted nor
+  // reused, until the connection says the kernel is done with its pages.
+  uint64_t pin = 0;
+  if (config_.cluster.send != "copy") {
+    cache_->pin(h);
+    pin = uint64_t{h} + 1;
+  }
+  cluster_->reply(req.conn_id, req.request_id, peer::Status::kOk, range, data_crc, pin);
 }
 
 void Agent::handle_text(Session& s, const Request& r) {

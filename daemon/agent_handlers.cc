@@ -357,6 +357,18 @@ StatList Agent::collect_stats() {
       {"blocks_not_indexed", cache_->unpublishable()},  // index probe run full: readers miss them
       {"page_size", ps},
       {"block_size", arena_->block_size()},
+      // The peer server's send path (config cluster.send) and what it did.
+      {"peer_send_syscalls", cluster_ ? cluster_->send_counters().syscalls : 0},
+      {"peer_sendfile_calls", cluster_ ? cluster_->send_counters().sendfile_calls : 0},
+      {"peer_zc_calls", cluster_ ? cluster_->send_counters().zc_calls : 0},
+      {"peer_zc_completed", cluster_ ? cluster_->send_counters().zc_completed : 0},
+      {"peer_zc_copied", cluster_ ? cluster_->send_counters().zc_copied : 0},
+      {"peer_zc_enobufs", cluster_ ? cluster_->send_counters().zc_enobufs : 0},
+      {"peer_pinned_replies", cluster_ ? cluster_->send_counters().pinned_replies : 0},
+      {"peer_over_pin_cap", cluster_ ? cluster_->send_counters().over_pin_cap : 0},
+      {"peer_pins_dropped_on_close", cluster_ ? cluster_->send_counters().pins_dropped_on_close : 0},
+      {"cache_pinned_blocks", cache_->pinned_blocks()},
+      {"cache_bad_unpins", cache_->bad_unpins()},
   };
 }
 

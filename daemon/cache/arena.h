@@ -31,6 +31,12 @@ class Arena {
   uint32_t block_size() const { return header_->block_size; }
   uint32_t page_count() const { return header_->page_count; }
   uint8_t* page(uint32_t slot) { return pages_ + (static_cast<uint64_t>(slot) * header_->page_size); }
+  // The memfd itself and where a slot's bytes sit in it: a peer server may
+  // sendfile() a block from there instead of copying it through user space.
+  // The mapping covers the memfd from offset 0, so a page's file offset is its
+  // address minus base().
+  int fd() const { return fd_; }
+  const uint8_t* base() const { return base_; }
 
   // Publishes page `page_no` of `key` as living in `slot`. False if no index entry
   // within max_probe of its home is free (the caller then keeps the page private).

@@ -24,11 +24,13 @@ BlockCache::Handle BlockCache::new_handle() {
 }
 
 // Copies of other nodes' blocks go first, and a copy may only displace copies:
-// the cluster's capacity is then close to the sum of its nodes' arenas.
+// the cluster's capacity is then close to the sum of its nodes' arenas. Pinned
+// blocks (pages still held by the kernel for a peer) are passed over.
 bool BlockCache::make_room(uint32_t pages, bool for_copy) {
   auto evict_oldest_copy = [&]() {
     for (Handle h : copies_) {
-      if (blocks_[h].state != State::kResident) continue;  // still filling: not yet
+      const Block& b = blocks_[h];
+      if (b.state != State::kResident || b.pins > 0) continue;  // still filling or being sent: not yet
       evict(h);
       return true;
     }
@@ -38,14 +40,27 @@ bool BlockCache::make_room(uint32_t pages, bool for_copy) {
     while (copy_pages_ + pages > copies_cap_)
       if (!evict_oldest_copy()) return false;
   }
+  std::vector<Handle> kept;  // victims that were pinned: back into the policy below
+  bool ok = true;
   while (free_slots_.size() < pages) {
     if (evict_oldest_copy()) continue;
-    if (for_copy) return false;
+    if (for_copy) {
+      ok = false;
+      break;
+    }
     auto victim = policy_.pick_victim();
-    if (!victim) return false;
+    if (!victim) {
+      ok = false;
+      break;
+    }
+    if (blocks_[*victim].pins > 0) {
+      kept.push_back(*victim);
+      continue;
+    }
     evict(*victim);
   }
-  return true;
+  for (Handle h : kept) policy_.requeue(h, blocks_[h].pages);
+  return ok;
 }
 
 void BlockCache::evict(Handle h) {
@@ -53,12 +68,8 @@ void BlockCache::evict(Handle h) {
   policy_.erase(h);
   // Unpublish first: the seqlock bump tells readers the slot's bytes are no longer
   // theirs before anything new is written into it.
-  for (uint32_t i = 0; i < b.pages; ++i) {
+  for (uint32_t i = 0; i < b.pages; ++i)
     arena_.unpublish(b.id.key, b.id.block * (arena_.block_size() / arena_.page_size()) + i);
-    slot_owner_[b.slots[i]] = kNoOwner;
-    free_slots_.push_back(b.slots[i]);
-  }
-  if (b.state == State::kResident) resident_pages_ -= b.pages;
   if (b.copy) {
     copies_.erase(b.copy_pos);
     copy_pages_ -= b.pages;
@@ -66,11 +77,40 @@ void BlockCache::evict(Handle h) {
   }
   b.seg_crcs.clear();
   map_.erase(b.id);
-  b.state = State::kFree;
-  b.slots.clear();
   b.waiters.clear();
-  free_handles_.push_back(h);
   ++evictions_;
+  // Out of the index and the map, but the kernel still reads its pages: the slots
+  // stay taken until the last unpin.
+  if (b.pins > 0) b.retired = true;
+  else release_slots(h);
+}
+
+void BlockCache::release_slots(Handle h) {
+  Block& b = blocks_[h];
+  for (uint32_t s : b.slots) {
+    slot_owner_[s] = kNoOwner;
+    free_slots_.push_back(s);
+  }
+  if (b.state == State::kResident) resident_pages_ -= b.pages;
+  b.state = State::kFree;
+  b.retired = false;
+  b.slots.clear();
+  free_handles_.push_back(h);
+}
+
+void BlockCache::pin(Handle h) {
+  if (blocks_[h].pins++ == 0) ++pinned_blocks_;
+}
+
+void BlockCache::unpin(Handle h) {
+  if (h >= blocks_.size() || blocks_[h].pins == 0) {
+    ++bad_unpins_;
+    return;
+  }
+  Block& b = blocks_[h];
+  if (--b.pins > 0) return;
+  --pinned_blocks_;
+  if (b.retired) release_slots(h);
 }
 
 BlockCache::Begin BlockCache::begin(FileKey key, uint64_t block, uint32_t len, Token token,
@@ -171,7 +211,7 @@ bool BlockCache::record_hit(uint32_t slot, uint32_t key_lo32, FileKey* key, uint
   Handle h = slot_owner_[slot];
   if (h == kNoOwner) return false;
   const Block& b = blocks_[h];
-  if (b.state != State::kResident || static_cast<uint32_t>(b.id.key.lo) != key_lo32) return false;
+  if (b.state != State::kResident || b.retired || static_cast<uint32_t>(b.id.key.lo) != key_lo32) return false;
   policy_.touch(h);
   *key = b.id.key;
   *block = b.id.block;
@@ -182,7 +222,7 @@ uint32_t BlockCache::invalidate(FileKey key) {
   uint32_t dropped = 0;
   for (Handle h = 0; h < blocks_.size(); ++h) {
     Block& b = blocks_[h];
-    if (b.state == State::kFree || !(b.id.key == key)) continue;
+    if (b.state == State::kFree || b.retired || !(b.id.key == key)) continue;
     if (b.state == State::kFilling) {
       b.discard = true;
       continue;
@@ -199,9 +239,10 @@ uint32_t BlockCache::invalidate(FileKey key) {
 namespace dc {
 
 bool BlockCache::resident_pages(FileKey key, uint64_t block, std::vector<iovec>* pages, uint32_t* len,
-                                const std::vector<uint32_t>** seg_crcs) {
+                                const std::vector<uint32_t>** seg_crcs, Handle* handle) {
   auto it = map_.find(BlockId{key, block});
   if (it == map_.end() || blocks_[it->second].state != State::kResident) return false;
+  if (handle) *handle = it->second;
   iovecs(it->second, pages);
   *len = blocks_[it->second].len;
   *seg_crcs = &blocks_[it->second].seg_crcs;

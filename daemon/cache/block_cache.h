@@ -42,7 +42,20 @@ class BlockCache {
   // A resident block's pages (one iovec per page, `len` bytes in all) and its CRCs
   // per 32 KiB segment (empty unless computed). False if not resident.
   bool resident_pages(FileKey key, uint64_t block, std::vector<iovec>* pages, uint32_t* len,
-                      const std::vector<uint32_t>** seg_crcs);
+                      const std::vector<uint32_t>** seg_crcs, Handle* handle = nullptr);
+  // Where page i of a resident block lives in the arena (slot number).
+  uint32_t slot_of(Handle h, uint32_t i) const { return blocks_[h].slots[i]; }
+
+  // Pins: a resident block whose pages the kernel is sending to a peer without a
+  // copy (MSG_ZEROCOPY, sendfile) must keep them until the kernel is done. A pinned
+  // block is skipped by eviction; invalidate() unpublishes it at once (readers
+  // miss, a new fetch fills a new copy) but its slots are reused only after the
+  // last unpin. Pins nest; unpin of an unpinned handle is ignored (and counted).
+  void pin(Handle h);
+  void unpin(Handle h);
+  uint32_t pins(Handle h) const { return blocks_[h].pins; }
+  uint64_t pinned_blocks() const { return pinned_blocks_; }
+  uint64_t bad_unpins() const { return bad_unpins_; }
   uint64_t copy_pages() const { return copy_pages_; }
   static constexpr Token kNoWaiter = UINT64_MAX;
   // Destinations in the arena for a started fill, one iovec per page.
@@ -82,6 +95,8 @@ class BlockCache {
     bool discard = false;   // invalidated while filling
     bool prefetch = false;  // brought in by readahead, no demand for it yet
     bool copy = false;      // owned by another node (see begin())
+    bool retired = false;   // evicted or invalidated while pinned: slots wait for unpin
+    uint32_t pins = 0;
     std::list<Handle>::iterator copy_pos;
     std::vector<uint32_t> seg_crcs;
     std::vector<uint32_t> slots;
@@ -90,6 +105,7 @@ class BlockCache {
 
   bool make_room(uint32_t pages, bool for_copy);
   void evict(Handle h);
+  void release_slots(Handle h);
   Handle new_handle();
 
   Arena& arena_;
@@ -107,6 +123,8 @@ class BlockCache {
   uint64_t copy_pages_ = 0;
   uint64_t copies_cap_ = 0;
   bool compute_crcs_ = false;
+  uint64_t pinned_blocks_ = 0;
+  uint64_t bad_unpins_ = 0;
 };
 
 }  // namespace dc

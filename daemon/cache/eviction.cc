@@ -51,6 +51,16 @@ void EvictionPolicy::insert(Id id, uint32_t pages, bool prefetched) {
   link_tail(probation_, id);
 }
 
+void EvictionPolicy::requeue(Id id, uint32_t pages) {
+  if (contains(id)) erase(id);
+  Node& n = node(id);
+  n.pages = pages;
+  n.where = Where::kProbation;
+  n.referenced = true;
+  n.prefetched = false;
+  link_tail(probation_, id);
+}
+
 void EvictionPolicy::note_reuse(uint64_t distance) {
   // Windows of one cache's worth of accesses: the estimate follows a workload that
   // changes, yet never forgets the last window's maximum at once.

@@ -38,6 +38,10 @@ class EvictionPolicy {
   void insert(Id id, uint32_t pages, bool prefetched = false);
   void touch(Id id);                   // the block was read
   void erase(Id id);                   // the block left for another reason
+  // A block pick_victim() named that cannot leave now (pinned: the kernel is still
+  // sending its pages to a peer). It goes back at the probation tail, marked
+  // referenced (it was just read), without advancing the clock.
+  void requeue(Id id, uint32_t pages);
   bool contains(Id id) const;
   // One block to evict now, or nothing if no resident block is known. May move
   // probation blocks into main as a side effect; call again until there is room.

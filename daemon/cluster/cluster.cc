@@ -395,6 +395,7 @@ void Cluster::tick(uint64_t now_ms) {
     }
   }
   flush_all();
+  poll_sends();
 }
 
 // ---- introspection for dcctl ----

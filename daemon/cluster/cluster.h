@@ -72,7 +72,13 @@ class Cluster : public PeerConnHandler {
   bool fetch(int member, FileKey key, uint64_t block, uint32_t length, const std::string& dataset,
              const std::string& path, const std::vector<iovec>& dest, uint64_t cookie);
   void reply(uint64_t conn_id, uint32_t request_id, peer::Status status, const std::vector<iovec>& data,
-             uint32_t data_crc);
+             uint32_t data_crc, uint64_t pin = 0);
+
+  // Server side send path (cluster_server.cc): how replies leave and how their
+  // pins go back (set before start()); what the paths did.
+  void set_send_source(SendSource s) { send_source_ = std::move(s); }
+  const SendCounters& send_counters() const { return send_counters_; }
+  void poll_sends();  // releases pins the kernel is done with (also run by tick)
 
   const ClusterCounters& counters() const { return counters_; }
   std::string ring_json() const;
@@ -138,6 +144,8 @@ class Cluster : public PeerConnHandler {
   uint64_t next_conn_id_ = 1;
   uint64_t now_ms_ = 0;
   ClusterCounters counters_;
+  SendSource send_source_;
+  SendCounters send_counters_;
 };
 
 }  // namespace dc

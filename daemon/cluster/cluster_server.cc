@@ -25,6 +25,9 @@ void Cluster::accept_peers() {
     const uint64_t id = next_conn_id_++;
     Inbound in;
     in.conn = std::make_unique<PeerConn>(fd, id);
+    in.conn->set_send_source(&send_source_, &send_counters_);
+    if (in.conn->send_path() != send_source_.path)
+      DC_LOG_WARN("cluster: send = \"%s\" unavailable on a peer connection; it copies", send_path_name(send_source_.path));
     random_nonce(in.nonce);
     inbound_.emplace(id, std::move(in));
     watch(fd, id, false, true);
@@ -99,18 +102,31 @@ bool Cluster::on_inbound_message(Inbound& in, const peer::Header& h, const uint8
 }
 
 void Cluster::reply(uint64_t conn_id, uint32_t request_id, peer::Status status, const std::vector<iovec>& data,
-                    uint32_t data_crc) {
+                    uint32_t data_crc, uint64_t pin) {
   auto it = inbound_.find(conn_id);
-  if (it == inbound_.end()) return;  // the asker left
+  if (it == inbound_.end()) {  // the asker left
+    if (pin && send_source_.release) send_source_.release(pin);
+    return;
+  }
   size_t n = 0;
   for (const auto& v : data) n += v.iov_len;
-  peer::FetchReplyBody rep{static_cast<int32_t>(status), static_cast<uint32_t>(n), data_crc, 0};
+  const bool ok = status == peer::Status::kOk;
+  peer::FetchReplyBody rep{static_cast<int32_t>(status), static_cast<uint32_t>(ok ? n : 0), data_crc, 0};
   PeerConn& c = *it->second.conn;
-  c.send(peer::Op::kFetchReply, request_id, &rep, sizeof rep, status == peer::Status::kOk ? data : std::vector<iovec>{});
-  if (status == peer::Status::kOk) counters_.bytes_served_to_peers += n;
-  // Now, while `data` (arena pages) is still what it was: flush copies any remainder.
+  // The connection owns the pin from here (it releases it even with no data).
+  c.send(peer::Op::kFetchReply, request_id, &rep, sizeof rep, ok ? data : std::vector<iovec>{}, pin);
+  if (ok) counters_.bytes_served_to_peers += n;
+  // Now, while unpinned `data` (arena pages) is still what it was: flush copies
+  // any remainder.
   if (!c.flush()) drop_inbound(conn_id, c.error());
   else watch(c.fd(), conn_id, c.wants_write(), false);
+}
+
+void Cluster::poll_sends() {
+  for (auto& [id, in] : inbound_) {
+    if (in.conn->pins_held() == 0) continue;
+    in.conn->poll_done();
+  }
 }
 
 }  // namespace dc

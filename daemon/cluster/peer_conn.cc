@@ -35,9 +35,7 @@ void PeerConn::set_lowat(size_t bytes) {
   if (setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) == 0) lowat_ = bytes;
 }
 
-PeerConn::~PeerConn() {
-  if (fd_ >= 0) close(fd_);
-}
+PeerConn::~PeerConn() { close_and_release(); }
 
 bool PeerConn::fail(const std::string& why) {
   if (error_.empty()) error_ = why;
@@ -93,6 +91,8 @@ bool PeerConn::body_ready(PeerConnHandler& h) {
 }
 
 bool PeerConn::on_readable(PeerConnHandler& h) {
+  // Also called on EPOLLERR, which zero-copy completions raise: read them first.
+  poll_done();
   for (int rounds = 0; rounds < 64; ++rounds) {
     ssize_t n;
     if (in_ == In::kHeader) {
@@ -152,79 +152,6 @@ bool PeerConn::on_readable(PeerConnHandler& h) {
         if (!discarded) h.on_data(*this, hdr_.request_id);
         discard_.clear();
       }
-    }
-  }
-  return true;
-}
-
-void PeerConn::send(peer::Op op, uint32_t request_id, const void* body, uint32_t body_len,
-                    const std::vector<iovec>& data) {
-  size_t data_len = 0;
-  for (const auto& v : data) data_len += v.iov_len;
-  peer::Header h{peer::kMagic, peer::kVersion, static_cast<uint16_t>(op), request_id,
-                 static_cast<uint32_t>(body_len + data_len), body_len ? crc32c(body, body_len) : 0, 0};
-  h.header_crc = header_crc(h);
-  // Header and control body go in one owned chunk: small messages queued in one
-  // loop iteration are then written together (coalesced) by flush().
-  Chunk c;
-  c.owned.resize(sizeof h + body_len);
-  memcpy(c.owned.data(), &h, sizeof h);
-  if (body_len) memcpy(c.owned.data() + sizeof h, body, body_len);
-  if (!out_.empty() && !out_.back().owned.empty() && out_.back().done == 0 && out_.back().owned.size() < 4096) {
-    auto& prev = out_.back().owned;
-    prev.insert(prev.end(), c.owned.begin(), c.owned.end());
-  } else {
-    out_.push_back(std::move(c));
-  }
-  for (const auto& v : data) {
-    Chunk d;
-    d.borrowed = v;
-    out_.push_back(std::move(d));
-  }
-}
-
-bool PeerConn::flush() {
-  while (!out_.empty()) {
-    iovec iov[64];
-    int cnt = 0;
-    size_t offered = 0;
-    for (auto it = out_.begin(); it != out_.end() && cnt < 64; ++it, ++cnt) {
-      iov[cnt] = iovec{const_cast<uint8_t*>(it->ptr()) + it->done, it->size() - it->done};
-      offered += iov[cnt].iov_len;
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(cnt);
-    ssize_t n = sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return fail(std::string("send: ") + strerror(errno));
-      n = 0;
-    }
-    bytes_sent_ += static_cast<uint64_t>(n);
-    size_t sent = static_cast<size_t>(n);
-    while (sent > 0 && !out_.empty()) {
-      Chunk& c = out_.front();
-      const size_t left = c.size() - c.done;
-      if (sent >= left) {
-        sent -= left;
-        out_.pop_front();
-      } else {
-        c.done += sent;
-        sent = 0;
-      }
-    }
-    if (static_cast<size_t>(n) < offered) {
-      // The kernel is full. Borrowed arena bytes may change once we return to the
-      // event loop: keep a private copy of what is left of them.
-      for (Chunk& c : out_) {
-        if (!c.owned.empty()) continue;
-        const uint8_t* p = static_cast<const uint8_t*>(c.borrowed.iov_base) + c.done;
-        c.owned.assign(p, p + (c.borrowed.iov_len - c.done));
-        c.borrowed = iovec{nullptr, 0};
-        c.done = 0;
-      }
-      return true;
     }
   }
   return true;

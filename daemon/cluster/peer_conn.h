@@ -1,15 +1,21 @@
 // One TCP connection between two agents, non-blocking, framed by the peer protocol
 // (include/dc/peer_wire.h). Input: header (CRC-checked), then the control body
 // (checked against body_crc), then for FetchReply the data, received straight into
-// whatever iovecs the handler names (arena pages). Output: a queue; data borrowed
-// from the arena is handed to the kernel in place, and only a remainder the kernel
-// did not take at once is copied, so the arena pages may change after a send call.
+// whatever iovecs the handler names (arena pages). Output: a queue, written by one
+// of three send paths (SendPath): block data borrowed from the arena is either
+// handed to sendmsg, with a private copy of any remainder the kernel did not take
+// at once (copy), or sent in place from pages the caller has pinned until the
+// kernel is done with them (zerocopy: MSG_ZEROCOPY, done = its completion on the
+// error queue; sendfile: from the arena memfd, done = the bytes are acknowledged).
+// The output side is in peer_conn_send.cc.
 #pragma once
 
 #include <sys/uio.h>
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +24,34 @@
 namespace dc {
 
 class PeerConn;
+
+enum class SendPath : uint8_t { kCopy, kZeroCopy, kSendfile };
+SendPath send_path_of(const std::string& name);  // config value ("copy", ...); unknown: copy
+const char* send_path_name(SendPath p);
+
+// Where a connection's block data comes from and how a pin is handed back. Pins
+// are opaque (non-zero) numbers of the caller's; release(pin) is called exactly
+// once per pin given to send(), at the latest when the connection is destroyed.
+struct SendSource {
+  SendPath path = SendPath::kCopy;
+  int file_fd = -1;                    // sendfile: the arena memfd ...
+  const uint8_t* file_base = nullptr;  // ... mapped here from offset 0
+  uint64_t file_size = 0;
+  std::function<void(uint64_t pin)> release;
+};
+
+// What the send paths did, summed over the connections that share it.
+struct SendCounters {
+  uint64_t syscalls = 0;          // sendmsg + sendfile calls that moved bytes or hit a full socket
+  uint64_t zc_calls = 0;          // sendmsg calls with MSG_ZEROCOPY that the kernel took
+  uint64_t zc_completed = 0;      // of those, reported done on the error queue
+  uint64_t zc_copied = 0;         // ... with SO_EE_CODE_ZEROCOPY_COPIED (the kernel copied after all)
+  uint64_t zc_enobufs = 0;        // MSG_ZEROCOPY refused (optmem limit): that send was copied
+  uint64_t sendfile_calls = 0;
+  uint64_t pinned_replies = 0;    // replies sent in place under a pin
+  uint64_t over_pin_cap = 0;      // replies copied because the connection held too much pinned
+  uint64_t pins_dropped_on_close = 0;  // pins released when a connection closed mid-send
+};
 
 struct PeerConnHandler {
   virtual ~PeerConnHandler() = default;
@@ -45,13 +79,24 @@ class PeerConn {
   // broken or the peer misbehaved (see error()); the caller drops it.
   bool on_readable(PeerConnHandler& h);
 
-  // Queues a message: header filled in here (CRCs included). `data` is borrowed
-  // until the next flush() returns; its CRC is the caller's (in the body).
+  // Sets the send path (a zerocopy socket gets SO_ZEROCOPY; if the kernel refuses,
+  // the connection copies). `counters` outlives the connection.
+  void set_send_source(const SendSource* source, SendCounters* counters);
+  SendPath send_path() const { return path_; }
+
+  // Queues a message: header filled in here (CRCs included); the data's CRC is the
+  // caller's (in the body). Without a pin, `data` is borrowed until the next
+  // flush() returns. With a pin (non-zero; the caller keeps the pages unchanged
+  // until release(pin)), the data may be sent in place, now or later.
   void send(peer::Op op, uint32_t request_id, const void* body, uint32_t body_len,
-            const std::vector<iovec>& data = {});
+            const std::vector<iovec>& data = {}, uint64_t pin = 0);
   // Writes what the kernel takes. False on error. wants_write(): data still queued.
   bool flush();
   bool wants_write() const { return !out_.empty(); }
+  // Releases pins the kernel is done with: reads zero-copy completions from the
+  // error queue, or (sendfile) compares the bytes acknowledged with SIOCOUTQ.
+  void poll_done();
+  size_t pins_held() const { return pins_held_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t bytes_received() const { return bytes_received_; }
 
@@ -61,12 +106,34 @@ class PeerConn {
     std::vector<uint8_t> owned;  // if empty, `borrowed` points at caller memory
     iovec borrowed{nullptr, 0};
     size_t done = 0;
+    bool pinned = false;   // borrowed pages under a pin: never copied, sent in place
+    bool in_zc = false;    // some of its bytes went out in a MSG_ZEROCOPY call
+    uint64_t pin = 0;      // on a reply's last chunk: its pin
     const uint8_t* ptr() const { return owned.empty() ? static_cast<const uint8_t*>(borrowed.iov_base) : owned.data(); }
     size_t size() const { return owned.empty() ? borrowed.iov_len : owned.size(); }
+  };
+  // What the kernel may still read after a chunk left the queue: a pin, or an owned
+  // buffer a MSG_ZEROCOPY call referenced. Done once the stream is acknowledged
+  // up to stream_end (sendfile), or every MSG_ZEROCOPY call numbered below zc_end
+  // has completed (zerocopy).
+  struct Held {
+    uint64_t pin = 0;
+    std::vector<uint8_t> keep;
+    uint64_t stream_end = 0;
+    uint64_t zc_end = 0;
   };
   bool fail(const std::string& why);
   bool header_ready(PeerConnHandler& h);
   bool body_ready(PeerConnHandler& h);
+  bool from_file(const Chunk& c) const;
+  bool send_file_chunk(Chunk& c, bool* blocked);
+  bool send_batch(bool* blocked);
+  void advance(size_t sent, bool zc);
+  void chunk_left(Chunk& c);
+  void copy_unpinned();
+  void read_zc_completions();
+  void release_done();
+  void close_and_release();
 
   int fd_;
   uint64_t id_;
@@ -84,6 +151,17 @@ class PeerConn {
   size_t lowat_ = 1;
   uint64_t bytes_sent_ = 0;
   uint64_t bytes_received_ = 0;
+  // Send path state (peer_conn_send.cc).
+  SendPath path_ = SendPath::kCopy;
+  const SendSource* source_ = nullptr;
+  SendCounters* counters_ = nullptr;
+  std::deque<Held> held_;
+  std::vector<uint64_t> release_after_flush_;  // pins of replies sent as on the copy path
+  size_t pins_held_ = 0;        // pins queued or held
+  uint64_t pinned_bytes_ = 0;   // bytes of queued pinned chunks
+  uint64_t zc_next_ = 0;        // number of the next MSG_ZEROCOPY call (the kernel counts from 0)
+  uint64_t zc_done_below_ = 0;  // every call below this has completed
+  std::map<uint64_t, uint64_t> zc_done_ranges_;  // completions above a gap: first -> last
 };
 
 }  // namespace dc

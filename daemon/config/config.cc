@@ -191,7 +191,7 @@ Result<double> weight_value(const toml::node& node, const std::string& key, cons
 Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
   if (auto s = check_keys(t, "cluster.",
                           {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout",
-                           "copies_share", "membership", "etcd"},
+                           "copies_share", "membership", "etcd", "send"},
                           src);
       !s)
     return s;
@@ -241,6 +241,13 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
     if (!v) return v.error();
     if (*v != "static" && *v != "etcd") return key_error(src, n, "cluster.membership", "expected \"static\" or \"etcd\"");
     k.membership = *v;
+  }
+  if (auto* n = t.get("send")) {
+    auto v = string_value(*n, "cluster.send", src);
+    if (!v) return v.error();
+    if (*v != "copy" && *v != "zerocopy" && *v != "sendfile")
+      return key_error(src, n, "cluster.send", "expected \"copy\", \"zerocopy\" or \"sendfile\"");
+    k.send = *v;
   }
   if (auto* n = t.get("etcd")) {
     const auto* arr = n->as_array();
@@ -402,7 +409,8 @@ std::string describe_config(const Config& c) {
   for (const auto& d : c.datasets) out << "\n  dataset " << d.name << " = " << d.path;
   if (c.cluster.enabled) {
     out << "\n  cluster node " << c.cluster.node_id << (c.cluster.serve ? " serving on " + c.cluster.listen : " (client only)")
-        << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)";
+        << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)"
+        << ", send " << c.cluster.send;
   }
   return out.str();
 }

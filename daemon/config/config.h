@@ -34,6 +34,10 @@ struct ClusterConfig {
   std::string membership = "static";  // "static" ([[peer]]) or "etcd"
   std::vector<std::string> etcd;  // host:port endpoints for membership = "etcd"
   std::vector<PeerConfig> peers;
+  // How block replies leave: "copy" (sendmsg, the kernel copies), "zerocopy"
+  // (MSG_ZEROCOPY from pinned arena pages), "sendfile" (from the arena memfd,
+  // pinned until acknowledged). Default chosen by tools/bench/cluster_bench.sh.
+  std::string send = "copy";
 };
 
 struct Config {

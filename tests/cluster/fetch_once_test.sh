@@ -53,4 +53,18 @@ for ((i = 1; i <= N; i++)); do start_reader "$i" 1 0 "warm$i"; pids[i]=$READER_P
 for ((i = 1; i <= N; i++)); do wait_reader "warm$i" "${pids[i]}"; done
 check_alive
 check_bound "after a warm epoch"
+# The send path asked for (CL_SEND) is the one that served, and every pin it took
+# went back once the kernel was done (pins are released within a few ticks).
+case "${CL_SEND:-}" in
+  zerocopy) [ "$(sum_stat peer_zc_calls)" -gt 0 ] || fail "send = zerocopy made no MSG_ZEROCOPY call"
+            note "zerocopy: $(sum_stat peer_zc_calls) calls, $(sum_stat peer_zc_completed) completed, $(sum_stat peer_zc_copied) reported copied by the kernel, $(sum_stat peer_zc_enobufs) ENOBUFS" ;;
+  sendfile) [ "$(sum_stat peer_sendfile_calls)" -gt 0 ] || fail "send = sendfile made no sendfile call" ;;
+  copy) [ "$(sum_stat peer_pinned_replies)" -eq 0 ] || fail "send = copy pinned replies" ;;
+esac
+if [ -n "${CL_SEND:-}" ] && [ "$CL_SEND" != copy ]; then
+  [ "$(sum_stat peer_pinned_replies)" -gt 0 ] || fail "send = $CL_SEND sent no reply in place"
+  for _ in $(seq 1 100); do [ "$(sum_stat cache_pinned_blocks)" -eq 0 ] && break; sleep 0.05; done
+  [ "$(sum_stat cache_pinned_blocks)" -eq 0 ] || fail "$(sum_stat cache_pinned_blocks) blocks still pinned with no transfer going on"
+fi
+[ "$(sum_stat cache_bad_unpins)" -eq 0 ] || fail "a pin was released twice"
 note "fetch once ok"

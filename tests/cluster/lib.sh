@@ -28,6 +28,7 @@ PY=/usr/bin/python3   # Debian's interpreter
 : "${CL_PORT:=7070}"              # private to each namespace, so fixed is fine
 : "${CL_CLIENT_ONLY:=}"           # node numbers (space-separated) that own nothing (serve = false)
 : "${CL_MEMBERSHIP:=static}"       # static ([[peer]] lists) or etcd (a real etcd in the hub namespace)
+: "${CL_SEND:=}"                  # cluster.send of every node (copy, zerocopy, sendfile); empty: the default
 CL_ETCD_PID=""
 
 # realpath: the shim and the agent compare canonical dataset paths.
@@ -225,6 +226,7 @@ serve = $serve
 secret_file = "$T/cluster.key"
 member_timeout = "$CL_MEMBER_TIMEOUT"
 EOC
+    [ -z "$CL_SEND" ] || printf 'send = "%s"\n' "$CL_SEND"
     if [ "$CL_MEMBERSHIP" = etcd ]; then
       printf 'membership = "etcd"\netcd = ["%s.254:2379"]\n' "$CL_NET"
     fi

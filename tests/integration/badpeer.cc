@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -144,11 +145,12 @@ int authenticate(const std::string& secret) {
   return fd;
 }
 
-// Sends a fetch and reads the reply; returns its status (or -1) and the data.
+// Sends a fetch of [offset, offset + length) of `block` (length 0: to the block's
+// end) and reads the reply; returns its status (or -1) and the data.
 int fetch(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::string& path,
-          std::vector<uint8_t>* data, bool* crc_ok) {
+          std::vector<uint8_t>* data, bool* crc_ok, uint64_t block = 0, uint32_t offset = 0, uint32_t length = 0) {
   std::vector<uint8_t> body(sizeof(peer::FetchBody) + ds.size() + path.size());
-  peer::FetchBody f{hi, lo, 0, 0, 0, static_cast<uint16_t>(ds.size()), static_cast<uint16_t>(path.size()), 0};
+  peer::FetchBody f{hi, lo, block, offset, length, static_cast<uint16_t>(ds.size()), static_cast<uint16_t>(path.size()), 0};
   memcpy(body.data(), &f, sizeof f);
   memcpy(body.data() + sizeof f, ds.data(), ds.size());
   memcpy(body.data() + sizeof f + ds.size(), path.data(), path.size());
@@ -160,6 +162,63 @@ int fetch(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::st
   if (r.length && !recv_all(fd, data->data(), r.length)) return -1;
   *crc_ok = crc32c(data->data(), data->size()) == r.data_crc;
   return r.status;
+}
+
+// Range fetches against the file's own bytes: every range of a block is served,
+// with the right bytes and a CRC that matches them; ranges outside the block are
+// refused without dropping the connection. `bs`: the length of block 0.
+void check_ranges(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::string& file,
+                  const std::string& path, size_t bs) {
+  std::vector<uint8_t> content;
+  if (FILE* f = fopen(file.c_str(), "rb")) {
+    uint8_t buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) content.insert(content.end(), buf, buf + n);
+    fclose(f);
+  }
+  const size_t size = content.size();
+  check("range test: the file is more than one block", size > bs);
+  if (size <= bs) return;
+  const uint32_t seg = 32 * 1024;
+  const uint32_t b0 = static_cast<uint32_t>(bs);
+  const uint32_t b1 = static_cast<uint32_t>(std::min(bs, size - bs));  // the file's last block is short
+  struct Range {
+    uint64_t block;
+    uint32_t offset, length;  // length 0: to the end of the block
+  };
+  const Range ranges[] = {
+      {0, 0, 1},          {0, 1, 0},          {0, seg - 1, 2},    {0, seg, seg},       {0, seg, 3 * seg},
+      {0, 100, 500000},   {0, b0 - 1, 1},     {0, b0 - 1, 0},     {0, 0, b0},          {0, 12345, 2 * seg + 7},
+      {1, 0, 0},          {1, 5, 1000},       {1, b1 - 1, 0},     {1, seg, b1 - seg},  {1, b1 - seg - 3, seg + 3},
+  };
+  int good = 0, total = 0;
+  for (const Range& r : ranges) {
+    std::vector<uint8_t> data;
+    bool crc_ok = false;
+    const uint32_t blen = r.block == 0 ? b0 : b1;
+    const uint32_t want_len = r.length ? r.length : blen - r.offset;
+    const int st = fetch(fd, hi, lo, ds, path, &data, &crc_ok, r.block, r.offset, r.length);
+    const size_t at = r.block * bs + r.offset;
+    const bool ok = st == 0 && crc_ok && data.size() == want_len &&
+                    std::equal(data.begin(), data.end(), content.begin() + static_cast<long>(at));
+    if (!ok)
+      printf("  range block %llu [%u, +%u): status %d, %zu bytes, crc %s\n", static_cast<unsigned long long>(r.block),
+             r.offset, r.length, st, data.size(), crc_ok ? "ok" : "bad");
+    good += ok;
+    ++total;
+  }
+  char what[96];
+  snprintf(what, sizeof what, "range fetches: right bytes and CRC (%d of %d)", good, total);
+  check(what, good == total);
+  std::vector<uint8_t> data;
+  bool crc_ok = false;
+  const int bad = static_cast<int>(peer::Status::kBadRequest);
+  check("a range starting at the block's end is refused", fetch(fd, hi, lo, ds, path, &data, &crc_ok, 1, b1, 0) == bad);
+  check("a range past the block's end is refused", fetch(fd, hi, lo, ds, path, &data, &crc_ok, 0, b0 - 10, 11) == bad);
+  check("a block past the file's end is refused", fetch(fd, hi, lo, ds, path, &data, &crc_ok, 2, 0, 0) == bad);
+  check("after refused ranges the connection still serves",
+        fetch(fd, hi, lo, ds, path, &data, &crc_ok, 1, 7, 9) == 0 && crc_ok &&
+            std::equal(data.begin(), data.end(), content.begin() + static_cast<long>(bs + 7)) && data.size() == 9);
 }
 
 }  // namespace
@@ -251,6 +310,7 @@ int main(int argc, char** argv) {
     const int st = fetch(fd, hi, lo, ds, path, &data, &crc_ok);
     check("a valid fetch returns the block with a matching CRC", st == 0 && !data.empty() && crc_ok);
     // The connection survived the refusals, and stays usable.
+    if (st == 0 && !data.empty()) check_ranges(fd, hi, lo, ds, root + "/" + path, path, data.size());
     close(fd);
   }
   printf("%d failure(s)\n", g_failures);

@@ -2,7 +2,8 @@
 # A real agent with a cluster port on loopback is sent every kind of malformed or
 # unauthenticated peer message; each is dropped and counted, refused requests from
 # an authenticated peer leave its connection usable, and the agent stays up and
-# keeps serving readers correct bytes.
+# keeps serving readers correct bytes. Range fetches of a block return the file's
+# bytes with a matching CRC.
 source "$(dirname "$0")/lib.sh"
 
 write_config 64MiB
@@ -21,6 +22,8 @@ node_id = "lone"
 listen = "127.0.0.1:$PORT"
 secret_file = "$T/cluster.key"
 EOC
+  # DC_PEER_SEND: the send path under test (cluster.send); unset: the default.
+  [ -z "${DC_PEER_SEND:-}" ] || echo "send = \"$DC_PEER_SEND\"" >> "$T/agent.toml"
   if "$DCAGENT" --config "$T/agent.toml" >>"$T/agent.log" 2>&1 & AGENT_PID=$!; sleep 0.3; kill -0 "$AGENT_PID" 2>/dev/null; then
     break
   fi
@@ -35,4 +38,7 @@ rejected=$(counter peers_rejected)
 [ "$rejected" -ge 9 ] || fail "peers_rejected is $rejected, expected every bad peer counted"
 grep -q "dropped unauthenticated peer" "$T/agent.log" || fail "bad peers were not logged"
 [ "$(shim cat "$T/data/a.bin" | md5sum)" = "$(md5sum < "$T/data/a.bin")" ] || fail "reader got wrong bytes"
-echo "peer bad input: ok (peers_rejected=$rejected)"
+[ "$(counter cache_pinned_blocks)" -eq 0 ] || sleep 0.2
+[ "$(counter cache_pinned_blocks)" -eq 0 ] || fail "blocks still pinned after every transfer ended"
+[ "$(counter cache_bad_unpins)" -eq 0 ] || fail "a pin was released twice"
+echo "peer bad input: ok (peers_rejected=$rejected, send path ${DC_PEER_SEND:-default})"

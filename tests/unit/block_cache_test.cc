@@ -279,4 +279,126 @@ TEST_F(BlockCacheTest, RecordHitTouchesOnlyTheMatchingBlock) {
   EXPECT_EQ(cache_->policy().now(), t1);
 }
 
+// ---- pins: pages the kernel is still sending to a peer ----
+
+// True if the block's pages still hold its bytes (read through the agent's own
+// pointers: an invalidated, pinned block is no longer visible to readers).
+bool PagesIntact(const std::vector<iovec>& pages, FileKey k, uint64_t block) {
+  uint32_t off = 0;
+  for (const iovec& v : pages) {
+    const auto* p = static_cast<const uint8_t*>(v.iov_base);
+    for (size_t i = 0; i < v.iov_len; ++i)
+      if (p[i] != pattern(k, block, off + static_cast<uint32_t>(i))) return false;
+    off += static_cast<uint32_t>(v.iov_len);
+  }
+  return true;
+}
+
+class PinTest : public BlockCacheTest {
+ protected:
+  // Pins resident block (k, block); returns its handle and pages.
+  BlockCache::Handle Pin(FileKey k, uint64_t block, std::vector<iovec>* pages) {
+    uint32_t len = 0;
+    const std::vector<uint32_t>* segs = nullptr;
+    BlockCache::Handle h = 0;
+    EXPECT_TRUE(cache_->resident_pages(k, block, pages, &len, &segs, &h));
+    cache_->pin(h);
+    return h;
+  }
+  bool Resident(FileKey k, uint64_t block) {
+    std::vector<iovec> pages;
+    uint32_t len = 0;
+    const std::vector<uint32_t>* segs = nullptr;
+    return cache_->resident_pages(k, block, &pages, &len, &segs);
+  }
+};
+
+TEST_F(PinTest, PinnedBlockIsSkippedByEviction) {
+  const FileKey a = key_of("a"), b = key_of("b");
+  ASSERT_EQ(Load(a, 0), Begin::kStarted);
+  std::vector<iovec> pages;
+  const BlockCache::Handle h = Pin(a, 0, &pages);
+  EXPECT_EQ(cache_->pinned_blocks(), 1u);
+  // Three arenas' worth of other blocks: without the pin, a's block would go.
+  for (uint64_t blk = 0; blk < 3 * kBlockCount; ++blk) ASSERT_EQ(Load(b, blk), Begin::kStarted) << blk;
+  EXPECT_TRUE(Resident(a, 0));
+  EXPECT_EQ(VisiblePages(a, 0), static_cast<int>(kPagesPerBlock));
+  EXPECT_TRUE(PagesIntact(pages, a, 0));
+  cache_->unpin(h);
+  EXPECT_EQ(cache_->pinned_blocks(), 0u);
+  for (uint64_t blk = 3 * kBlockCount; blk < 6 * kBlockCount; ++blk) ASSERT_EQ(Load(b, blk), Begin::kStarted) << blk;
+  EXPECT_FALSE(Resident(a, 0)) << "once unpinned, the block is evicted as any other";
+}
+
+TEST_F(PinTest, PinnedCopyIsSkippedByCopyEviction) {
+  cache_->set_copies_cap(2 * kPagesPerBlock);
+  const FileKey a = key_of("a");
+  auto load_copy = [&](uint64_t blk) {
+    BlockCache::Handle h = 0;
+    const Begin r = cache_->begin(a, blk, kBlock, 1, &h, false, true);
+    if (r == Begin::kStarted) {
+      Fill(h, a, blk);
+      cache_->finish(h, true);
+    }
+    return r;
+  };
+  ASSERT_EQ(load_copy(0), Begin::kStarted);
+  std::vector<iovec> pages;
+  const BlockCache::Handle h = Pin(a, 0, &pages);
+  for (uint64_t blk = 1; blk < 10; ++blk) ASSERT_EQ(load_copy(blk), Begin::kStarted) << blk;
+  EXPECT_TRUE(Resident(a, 0)) << "the oldest copy, but pinned";
+  EXPECT_TRUE(PagesIntact(pages, a, 0));
+  EXPECT_FALSE(Resident(a, 1)) << "the next oldest copy went instead";
+  cache_->unpin(h);
+  ASSERT_EQ(load_copy(10), Begin::kStarted);
+  EXPECT_FALSE(Resident(a, 0));
+}
+
+TEST_F(PinTest, InvalidatedPinnedBlockKeepsItsSlotsUntilUnpinned) {
+  const FileKey a = key_of("a"), b = key_of("b");
+  ASSERT_EQ(Load(a, 0), Begin::kStarted);
+  std::vector<iovec> pages;
+  const BlockCache::Handle h = Pin(a, 0, &pages);
+  EXPECT_EQ(cache_->invalidate(a), kPagesPerBlock);
+  EXPECT_EQ(VisiblePages(a, 0), 0) << "readers miss at once";
+  EXPECT_FALSE(Resident(a, 0));
+  EXPECT_EQ(cache_->invalidate(a), 0u) << "a retired block is not dropped twice";
+  // Two arenas' worth of other blocks: the retired block's slots are not handed out.
+  for (uint64_t blk = 0; blk < 2 * kBlockCount; ++blk) ASSERT_EQ(Load(b, blk), Begin::kStarted) << blk;
+  EXPECT_TRUE(PagesIntact(pages, a, 0)) << "the kernel may still be sending these bytes";
+  EXPECT_EQ(cache_->resident_pages(), uint64_t{kPageCount}) << "retired pages count until released";
+  // A new fetch of the invalidated block fills a new copy elsewhere.
+  EXPECT_EQ(Load(a, 0), Begin::kStarted);
+  EXPECT_EQ(VisiblePages(a, 0), static_cast<int>(kPagesPerBlock));
+  cache_->unpin(h);
+  EXPECT_EQ(cache_->pinned_blocks(), 0u);
+  // The slots came back: the next block takes them without evicting anything.
+  EXPECT_EQ(cache_->resident_pages(), uint64_t{kPageCount - kPagesPerBlock});
+  const uint64_t ev = cache_->evictions();
+  ASSERT_EQ(Load(key_of("c"), 0), Begin::kStarted);
+  EXPECT_EQ(cache_->evictions(), ev);
+}
+
+TEST_F(PinTest, EverythingPinnedMeansNoSpaceUntilAnUnpin) {
+  const FileKey a = key_of("a");
+  std::vector<BlockCache::Handle> hs;
+  for (uint64_t blk = 0; blk < kBlockCount; ++blk) {
+    ASSERT_EQ(Load(a, blk), Begin::kStarted);
+    std::vector<iovec> pages;
+    hs.push_back(Pin(a, blk, &pages));
+  }
+  BlockCache::Handle h = 0;
+  EXPECT_EQ(cache_->begin(key_of("b"), 0, kBlock, 1, &h), Begin::kNoSpace);
+  for (uint64_t blk = 0; blk < kBlockCount; ++blk) EXPECT_TRUE(Resident(a, blk)) << blk;
+  cache_->pin(hs[3]);  // pins nest
+  cache_->unpin(hs[3]);
+  EXPECT_EQ(cache_->begin(key_of("b"), 0, kBlock, 1, &h), Begin::kNoSpace) << "still pinned once";
+  cache_->unpin(hs[3]);
+  EXPECT_EQ(Load(key_of("b"), 0), Begin::kStarted);
+  EXPECT_FALSE(Resident(a, 3));
+  EXPECT_EQ(cache_->bad_unpins(), 0u);
+  cache_->unpin(hs[3]);
+  EXPECT_EQ(cache_->bad_unpins(), 1u) << "an unpin with no pin is ignored and counted";
+}
+
 }  // namespace

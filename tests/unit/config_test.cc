@@ -285,3 +285,29 @@ TEST_F(ConfigTest, LoadFromFile) {
 }
 
 }  // namespace
+
+namespace {
+
+const char* kClusterHead =
+    "[cluster]\n"
+    "node_id = \"a\"\n"
+    "listen = \"127.0.0.1:7070\"\n"
+    "secret_file = \"/k\"\n";
+
+TEST_F(ConfigTest, ClusterSendPath) {
+  for (const char* mode : {"copy", "zerocopy", "sendfile"}) {
+    auto r = Parse(std::string(kClusterHead) + "send = \"" + mode + "\"\n");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->cluster.send, mode);
+  }
+  auto d = Parse(kClusterHead);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_FALSE(d->cluster.send.empty());
+  const std::string msg = Reject(std::string(kClusterHead) + "\nsend = \"splice\"\n");
+  EXPECT_TRUE(Has(msg, "test.toml:6:"));
+  EXPECT_TRUE(Has(msg, "'cluster.send'"));
+  EXPECT_TRUE(Has(msg, "\"zerocopy\""));
+  EXPECT_TRUE(Has(Reject(std::string(kClusterHead) + "send = 1\n"), "'cluster.send'"));
+}
+
+}  // namespace
