@@ -180,7 +180,12 @@ void EtcdMembership::keep_alive_if_due() {
 }
 
 void EtcdMembership::publish() {
-  bad_members_ = members_.rejected();
+  if (members_.rejected() > bad_members_) {
+    DC_LOG_WARN("cluster: ignored %llu malformed member entr%s under %s in etcd (want \"host:port weight\")",
+                static_cast<unsigned long long>(members_.rejected() - bad_members_),
+                members_.rejected() - bad_members_ == 1 ? "y" : "ies", kPrefix);
+    bad_members_ = members_.rejected();
+  }
   std::vector<PeerConfig> now = members_.peers_except(config_.node_id);
   if (published_once_ && same_list(now, published_)) return;
   {
@@ -281,7 +286,7 @@ void EtcdMembership::watch(uint64_t revision) {
       publish();
     }
     if (rd == HttpStream::Read::kEnded) {
-      set_healthy(false, "etcd ended the watch stream");
+      set_healthy(false, "the watch stream ended");
       return;
     }
     if (rd == HttpStream::Read::kError) {
