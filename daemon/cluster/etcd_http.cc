@@ -362,9 +362,12 @@ HttpStream::Read HttpStream::read_available(std::string* out, std::string* error
   pending_.clear();
   if (chunks_.state() == ChunkedDecoder::State::kDone) return Read::kEnded;
   char buf[16384];
-  for (;;) {
+  // Bounded per call, so a flood cannot grow *out without limit; the socket
+  // stays readable and the owner's poll brings it back.
+  for (size_t taken = 0; taken < (1u << 20);) {
     const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
     if (n > 0) {
+      taken += static_cast<size_t>(n);
       const auto st = chunks_.feed(std::string_view(buf, static_cast<size_t>(n)), out);
       if (st == ChunkedDecoder::State::kError) {
         *error = "malformed chunked body";
@@ -379,6 +382,7 @@ HttpStream::Read HttpStream::read_available(std::string* out, std::string* error
     *error = std::string("recv: ") + strerror(errno);
     return Read::kError;
   }
+  return Read::kOk;
 }
 
 }  // namespace dc

@@ -245,7 +245,7 @@ void EtcdMembership::watch(uint64_t revision) {
     set_healthy(false, "opening the watch: " + err);
     return;
   }
-  JsonObjectSplitter splitter;
+  JsonObjectSplitter splitter(4u << 20);  // as large as parse_json takes
   const uint64_t created_by = now_ms() + kCreatedTimeoutMs;
   bool created = false;
   std::string body;
