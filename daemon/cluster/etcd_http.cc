@@ -28,7 +28,8 @@ int64_t now_ms() {
 bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (tolower(static_cast<unsigned char>(a[i])) != tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (tolower(static_cast<unsigned char>(a[i])) != tolower(static_cast<unsigned char>(b[i])))
+      return false;
   return true;
 }
 
@@ -61,7 +62,8 @@ int tcp_connect(const std::string& endpoint, int64_t deadline, std::string* erro
   addrinfo hints{}, *res = nullptr;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
-  const int gai = getaddrinfo(endpoint.substr(0, colon).c_str(), endpoint.substr(colon + 1).c_str(), &hints, &res);
+  const int gai = getaddrinfo(endpoint.substr(0, colon).c_str(), endpoint.substr(colon + 1).c_str(),
+                              &hints, &res);
   if (gai != 0 || !res) {
     *error = std::string("resolving ") + endpoint + ": " + gai_strerror(gai);
     return -1;
@@ -78,8 +80,10 @@ int tcp_connect(const std::string& endpoint, int64_t deadline, std::string* erro
     const int w = wait_fd(fd, POLLOUT, deadline);
     int err = 0;
     socklen_t len = sizeof err;
-    if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) rc = 0;
-    else errno = w == 1 ? err : ETIMEDOUT;
+    if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+      rc = 0;
+    else
+      errno = w == 1 ? err : ETIMEDOUT;
   }
   if (rc != 0) {
     *error = "connecting to " + endpoint + ": " + strerror(errno);
@@ -99,14 +103,16 @@ bool send_all(int fd, std::string_view data, int64_t deadline, std::string* erro
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd, POLLOUT, deadline) == 1) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd, POLLOUT, deadline) == 1)
+      continue;
     *error = n < 0 && errno != EAGAIN ? std::string("send: ") + strerror(errno) : "send timed out";
     return false;
   }
   return true;
 }
 
-std::string request(const std::string& endpoint, const std::string& path, const std::string& body, bool close) {
+std::string request(const std::string& endpoint, const std::string& path, const std::string& body,
+                    bool close) {
   return "POST " + path + " HTTP/1.1\r\nHost: " + endpoint +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + body;
@@ -155,7 +161,8 @@ int parse_http_head(std::string_view in, HttpHead* head) {
   size_t eol = text.find("\r\n");
   const std::string_view status_line = text.substr(0, eol);
   // "HTTP/1.1 200 OK": the version, one space, three digits.
-  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ') return -1;
+  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ')
+    return -1;
   int status = 0;
   for (size_t i = 9; i < 12; ++i) {
     if (status_line[i] < '0' || status_line[i] > '9') return -1;
@@ -195,9 +202,12 @@ ChunkedDecoder::State ChunkedDecoder::feed(std::string_view in, std::string* out
     switch (phase_) {
       case Phase::kSize: {
         int d = -1;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        if (c >= '0' && c <= '9')
+          d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+          d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+          d = c - 'A' + 10;
         if (d >= 0) {
           size_ = size_ * 16 + static_cast<uint64_t>(d);
           if (++size_digits_ > 8 || size_ > kMaxChunk) state_ = State::kError;
@@ -212,13 +222,17 @@ ChunkedDecoder::State ChunkedDecoder::feed(std::string_view in, std::string* out
         break;
       }
       case Phase::kExtension:
-        if (c == '\r') phase_ = Phase::kSizeLf;
-        else if (c == '\n') state_ = State::kError;
+        if (c == '\r')
+          phase_ = Phase::kSizeLf;
+        else if (c == '\n')
+          state_ = State::kError;
         ++i;
         break;
       case Phase::kSizeLf:
-        if (c != '\n') state_ = State::kError;
-        else phase_ = size_ == 0 ? Phase::kTrailerStart : Phase::kData;
+        if (c != '\n')
+          state_ = State::kError;
+        else
+          phase_ = size_ == 0 ? Phase::kTrailerStart : Phase::kData;
         ++i;
         break;
       case Phase::kData: {
@@ -241,14 +255,19 @@ ChunkedDecoder::State ChunkedDecoder::feed(std::string_view in, std::string* out
         ++i;
         break;
       case Phase::kTrailerStart:
-        if (c == '\r') phase_ = Phase::kEndLf;
-        else if (c == '\n') state_ = State::kError;
-        else phase_ = Phase::kTrailer;
+        if (c == '\r')
+          phase_ = Phase::kEndLf;
+        else if (c == '\n')
+          state_ = State::kError;
+        else
+          phase_ = Phase::kTrailer;
         ++i;
         break;
       case Phase::kTrailer:
-        if (c == '\r') phase_ = Phase::kTrailerLf;
-        else if (c == '\n') state_ = State::kError;
+        if (c == '\r')
+          phase_ = Phase::kTrailerLf;
+        else if (c == '\n')
+          state_ = State::kError;
         ++i;
         break;
       case Phase::kTrailerLf:
@@ -265,8 +284,8 @@ ChunkedDecoder::State ChunkedDecoder::feed(std::string_view in, std::string* out
   return state_;
 }
 
-bool http_post(const std::string& endpoint, const std::string& path, const std::string& body, int timeout_ms,
-               HttpResponse* out, std::string* error) {
+bool http_post(const std::string& endpoint, const std::string& path, const std::string& body,
+               int timeout_ms, HttpResponse* out, std::string* error) {
   const int64_t deadline = now_ms() + timeout_ms;
   const int fd = tcp_connect(endpoint, deadline, error);
   if (fd < 0) return false;
@@ -288,7 +307,8 @@ bool http_post(const std::string& endpoint, const std::string& path, const std::
       done = st == ChunkedDecoder::State::kDone;
     } else {
       out->body.append(bytes);
-      done = head.content_length >= 0 && out->body.size() >= static_cast<size_t>(head.content_length);
+      done =
+          head.content_length >= 0 && out->body.size() >= static_cast<size_t>(head.content_length);
       if (done) out->body.resize(static_cast<size_t>(head.content_length));
     }
     if (out->body.size() > kMaxBody) {
@@ -347,7 +367,8 @@ bool HttpStream::open(const std::string& endpoint, const std::string& path, cons
       !read_head(fd_, deadline, &in, &head, error))
     return false;
   if (head.status != 200 || !head.chunked) {
-    *error = "HTTP " + std::to_string(head.status) + (head.chunked ? "" : " (not chunked)") + ": " + in.substr(0, 200);
+    *error = "HTTP " + std::to_string(head.status) + (head.chunked ? "" : " (not chunked)") + ": " +
+             in.substr(0, 200);
     return false;
   }
   if (chunks_.feed(in, &pending_) == ChunkedDecoder::State::kError) {

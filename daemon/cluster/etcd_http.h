@@ -33,7 +33,18 @@ class ChunkedDecoder {
   State state() const { return state_; }
 
  private:
-  enum class Phase { kSize, kExtension, kSizeLf, kData, kDataCr, kDataLf, kTrailerStart, kTrailer, kTrailerLf, kEndLf };
+  enum class Phase {
+    kSize,
+    kExtension,
+    kSizeLf,
+    kData,
+    kDataCr,
+    kDataLf,
+    kTrailerStart,
+    kTrailer,
+    kTrailerLf,
+    kEndLf
+  };
   Phase phase_ = Phase::kSize;
   State state_ = State::kMore;
   uint64_t size_ = 0;
@@ -48,8 +59,8 @@ struct HttpResponse {
 // POST `body` (JSON) to http://endpoint/path and read the whole answer within
 // timeout_ms. False, with *error, on a transport or framing failure; any HTTP
 // status is a success here (the caller reads etcd's error body).
-bool http_post(const std::string& endpoint, const std::string& path, const std::string& body, int timeout_ms,
-               HttpResponse* out, std::string* error);
+bool http_post(const std::string& endpoint, const std::string& path, const std::string& body,
+               int timeout_ms, HttpResponse* out, std::string* error);
 
 // A POST whose 200 response body keeps arriving. open() sends the request and
 // waits (timeout_ms) for the head; then the owner polls fd() and calls
@@ -61,8 +72,8 @@ class HttpStream {
   HttpStream& operator=(const HttpStream&) = delete;
   ~HttpStream();
 
-  bool open(const std::string& endpoint, const std::string& path, const std::string& body, int timeout_ms,
-            std::string* error);
+  bool open(const std::string& endpoint, const std::string& path, const std::string& body,
+            int timeout_ms, std::string* error);
   int fd() const { return fd_; }
   enum class Read { kOk, kEnded, kError };
   // Appends the body bytes decoded so far. kEnded: the server closed or ended

@@ -27,7 +27,8 @@ class Parser {
     return false;
   }
   void skip_space() {
-    while (pos_ < in_.size() && (in_[pos_] == ' ' || in_[pos_] == '\t' || in_[pos_] == '\n' || in_[pos_] == '\r'))
+    while (pos_ < in_.size() &&
+           (in_[pos_] == ' ' || in_[pos_] == '\t' || in_[pos_] == '\n' || in_[pos_] == '\r'))
       ++pos_;
   }
   bool literal(const char* word) {
@@ -41,13 +42,26 @@ class Parser {
     if (depth > kMaxDepth) return fail("nested too deep");
     if (pos_ >= in_.size()) return fail("unexpected end");
     switch (in_[pos_]) {
-      case '{': return object(out, depth);
-      case '[': return array(out, depth);
-      case '"': out->kind = JsonValue::Kind::kString; return string(&out->text);
-      case 't': out->kind = JsonValue::Kind::kBool; out->boolean = true; return literal("true");
-      case 'f': out->kind = JsonValue::Kind::kBool; out->boolean = false; return literal("false");
-      case 'n': out->kind = JsonValue::Kind::kNull; return literal("null");
-      default: return number(out);
+      case '{':
+        return object(out, depth);
+      case '[':
+        return array(out, depth);
+      case '"':
+        out->kind = JsonValue::Kind::kString;
+        return string(&out->text);
+      case 't':
+        out->kind = JsonValue::Kind::kBool;
+        out->boolean = true;
+        return literal("true");
+      case 'f':
+        out->kind = JsonValue::Kind::kBool;
+        out->boolean = false;
+        return literal("false");
+      case 'n':
+        out->kind = JsonValue::Kind::kNull;
+        return literal("null");
+      default:
+        return number(out);
     }
   }
 
@@ -130,10 +144,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       const char c = in_[pos_++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
-      else return fail("bad \\u escape");
+      if (c >= '0' && c <= '9')
+        v |= static_cast<uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<uint32_t>(c - 'A' + 10);
+      else
+        return fail("bad \\u escape");
     }
     *out = v;
     return true;
@@ -153,14 +171,30 @@ class Parser {
       if (pos_ >= in_.size()) return fail("unterminated escape");
       const char e = in_[pos_++];
       switch (e) {
-        case '"': *out += '"'; break;
-        case '\\': *out += '\\'; break;
-        case '/': *out += '/'; break;
-        case 'b': *out += '\b'; break;
-        case 'f': *out += '\f'; break;
-        case 'n': *out += '\n'; break;
-        case 'r': *out += '\r'; break;
-        case 't': *out += '\t'; break;
+        case '"':
+          *out += '"';
+          break;
+        case '\\':
+          *out += '\\';
+          break;
+        case '/':
+          *out += '/';
+          break;
+        case 'b':
+          *out += '\b';
+          break;
+        case 'f':
+          *out += '\f';
+          break;
+        case 'n':
+          *out += '\n';
+          break;
+        case 'r':
+          *out += '\r';
+          break;
+        case 't':
+          *out += '\t';
+          break;
         case 'u': {
           uint32_t cp = 0;
           if (!hex4(&cp)) return false;
@@ -176,7 +210,8 @@ class Parser {
           put_utf8(cp, out);
           break;
         }
-        default: return fail("unknown escape");
+        default:
+          return fail("unknown escape");
       }
     }
   }
@@ -190,8 +225,10 @@ class Parser {
       return pos_ > from;
     };
     if (pos_ < in_.size() && in_[pos_] == '-') ++pos_;
-    if (pos_ < in_.size() && in_[pos_] == '0') ++pos_;
-    else if (!digits()) return fail("unexpected byte");
+    if (pos_ < in_.size() && in_[pos_] == '0')
+      ++pos_;
+    else if (!digits())
+      return fail("unexpected byte");
     if (pos_ < in_.size() && in_[pos_] == '.') {
       ++pos_;
       if (!digits()) return fail("bad number");
@@ -275,9 +312,12 @@ bool JsonObjectSplitter::feed(std::string_view in, std::vector<std::string>* out
       return false;
     }
     if (in_string_) {
-      if (escaped_) escaped_ = false;
-      else if (c == '\\') escaped_ = true;
-      else if (c == '"') in_string_ = false;
+      if (escaped_)
+        escaped_ = false;
+      else if (c == '\\')
+        escaped_ = true;
+      else if (c == '"')
+        in_string_ = false;
       continue;
     }
     if (c == '"') {

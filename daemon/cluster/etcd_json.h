@@ -18,8 +18,8 @@ struct JsonValue {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
   bool boolean = false;
-  std::string text;  // a string's contents (unescaped), or a number's literal
-  std::vector<JsonValue> items;                             // kArray
+  std::string text;              // a string's contents (unescaped), or a number's literal
+  std::vector<JsonValue> items;  // kArray
   std::vector<std::pair<std::string, JsonValue>> members;  // kObject, in order
 
   // The member `key` of an object; nullptr if absent or this is no object.

@@ -15,7 +15,7 @@ namespace dc {
 namespace {
 
 constexpr const char* kPrefix = "/dc/members/";
-constexpr int kRequestTimeoutMs = 1000;   // one-shot requests (range, put, lease)
+constexpr int kRequestTimeoutMs = 1000;    // one-shot requests (range, put, lease)
 constexpr int kWatchOpenTimeoutMs = 2000;  // connect + the response head
 constexpr int kCreatedTimeoutMs = 3000;    // the head came, but no "created" yet
 constexpr int kMinBackoffMs = 100;
@@ -30,9 +30,10 @@ uint64_t now_ms() {
 }
 
 bool same_list(const std::vector<PeerConfig>& a, const std::vector<PeerConfig>& b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const PeerConfig& x, const PeerConfig& y) {
-    return x.id == y.id && x.address == y.address && x.weight == y.weight;
-  });
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const PeerConfig& x, const PeerConfig& y) {
+                      return x.id == y.id && x.address == y.address && x.weight == y.weight;
+                    });
 }
 
 }  // namespace
@@ -76,7 +77,8 @@ EtcdMembership::Counters EtcdMembership::counters() const {
   return c;
 }
 
-bool EtcdMembership::post(const std::string& path, const std::string& body, HttpResponse* rsp, std::string* error) {
+bool EtcdMembership::post(const std::string& path, const std::string& body, HttpResponse* rsp,
+                          std::string* error) {
   const size_t n = config_.etcd.size();
   for (size_t attempt = 0; attempt < n && !stop_; ++attempt) {
     const size_t i = (endpoint_ + attempt) % n;
@@ -95,15 +97,19 @@ void EtcdMembership::note_bad(const std::string& what) {
 
 void EtcdMembership::set_healthy(bool ok, const std::string& why) {
   if (ok && !healthy_) DC_LOG_INFO("cluster: etcd reachable");
-  if (!ok && healthy_) DC_LOG_WARN("cluster: etcd: %s; keeping the last member list, retrying", why.c_str());
-  else if (!ok) DC_LOG_DEBUG("cluster: etcd: %s", why.c_str());
+  if (!ok && healthy_)
+    DC_LOG_WARN("cluster: etcd: %s; keeping the last member list, retrying", why.c_str());
+  else if (!ok)
+    DC_LOG_DEBUG("cluster: etcd: %s", why.c_str());
   healthy_ = ok;
 }
 
 bool EtcdMembership::put_own_key() {
   HttpResponse r;
   std::string err;
-  if (!post("/v3/kv/put", put_request(self_key_, member_value(config_.listen, config_.weight), lease_), &r, &err)) {
+  if (!post("/v3/kv/put",
+            put_request(self_key_, member_value(config_.listen, config_.weight), lease_), &r,
+            &err)) {
     set_healthy(false, "put " + self_key_ + ": " + err);
     return false;
   }
@@ -112,7 +118,8 @@ bool EtcdMembership::put_own_key() {
     DC_LOG_WARN("cluster: etcd lease %s is gone; registering anew", lease_.c_str());
     lease_.clear();
   } else {
-    set_healthy(false, "put " + self_key_ + ": HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
+    set_healthy(false, "put " + self_key_ + ": HTTP " + std::to_string(r.status) + " " +
+                           r.body.substr(0, 200));
   }
   return false;
 }
@@ -125,7 +132,8 @@ bool EtcdMembership::register_self() {
     return false;
   }
   if (r.status != 200) {
-    set_healthy(false, "lease grant: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
+    set_healthy(false,
+                "lease grant: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
     return false;
   }
   if (!parse_lease_grant(r.body, &id, &err)) {
@@ -139,8 +147,8 @@ bool EtcdMembership::register_self() {
     return false;
   }
   next_keepalive_ms_ = now_ms() + ttl_s_ * 1000 / 3;
-  DC_LOG_INFO("cluster: registered in etcd as %s (lease %s, ttl %llus)", config_.node_id.c_str(), lease_.c_str(),
-              static_cast<unsigned long long>(ttl_s_));
+  DC_LOG_INFO("cluster: registered in etcd as %s (lease %s, ttl %llus)", config_.node_id.c_str(),
+              lease_.c_str(), static_cast<unsigned long long>(ttl_s_));
   return true;
 }
 
@@ -154,7 +162,8 @@ EtcdMembership::KeepAlive EtcdMembership::keep_alive() {
   }
   if (r.status != 200) {
     if (is_lease_not_found(r.body)) return KeepAlive::kExpired;
-    set_healthy(false, "lease keepalive: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
+    set_healthy(false,
+                "lease keepalive: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
     return KeepAlive::kUnreachable;
   }
   if (!parse_lease_keepalive(r.body, &ttl, &err)) {
@@ -168,8 +177,12 @@ EtcdMembership::KeepAlive EtcdMembership::keep_alive() {
 void EtcdMembership::keep_alive_if_due() {
   if (!config_.serve || lease_.empty() || now_ms() < next_keepalive_ms_) return;
   switch (keep_alive()) {
-    case KeepAlive::kAlive: next_keepalive_ms_ = now_ms() + ttl_s_ * 1000 / 3; break;
-    case KeepAlive::kUnreachable: next_keepalive_ms_ = now_ms() + kKeepAliveRetryMs; break;
+    case KeepAlive::kAlive:
+      next_keepalive_ms_ = now_ms() + ttl_s_ * 1000 / 3;
+      break;
+    case KeepAlive::kUnreachable:
+      next_keepalive_ms_ = now_ms() + kKeepAliveRetryMs;
+      break;
     case KeepAlive::kExpired:
       // etcd forgot the lease (it expired while we could not reach etcd, or was
       // revoked): our key went with it. Register again with a new one.
@@ -181,9 +194,11 @@ void EtcdMembership::keep_alive_if_due() {
 
 void EtcdMembership::publish() {
   if (members_.rejected() > bad_members_) {
-    DC_LOG_WARN("cluster: ignored %llu malformed member entr%s under %s in etcd (want \"host:port weight\")",
-                static_cast<unsigned long long>(members_.rejected() - bad_members_),
-                members_.rejected() - bad_members_ == 1 ? "y" : "ies", kPrefix);
+    DC_LOG_WARN(
+        "cluster: ignored %llu malformed member entr%s under %s in etcd (want \"host:port "
+        "weight\")",
+        static_cast<unsigned long long>(members_.rejected() - bad_members_),
+        members_.rejected() - bad_members_ == 1 ? "y" : "ies", kPrefix);
     bad_members_ = members_.rejected();
   }
   std::vector<PeerConfig> now = members_.peers_except(config_.node_id);
@@ -210,8 +225,9 @@ void EtcdMembership::check_own_key() {
     put_own_key();
   } else if (me->address != config_.listen && !warned_duplicate_) {
     warned_duplicate_ = true;
-    DC_LOG_WARN("cluster: %s in etcd names %s, not our %s: another agent with node id %s?", self_key_.c_str(),
-                me->address.c_str(), config_.listen.c_str(), config_.node_id.c_str());
+    DC_LOG_WARN("cluster: %s in etcd names %s, not our %s: another agent with node id %s?",
+                self_key_.c_str(), me->address.c_str(), config_.listen.c_str(),
+                config_.node_id.c_str());
   }
 }
 
@@ -241,7 +257,8 @@ bool EtcdMembership::resync(uint64_t* revision) {
 void EtcdMembership::watch(uint64_t revision) {
   HttpStream stream;
   std::string err;
-  if (!stream.open(endpoint(), "/v3/watch", watch_create_request(kPrefix, revision + 1), kWatchOpenTimeoutMs, &err)) {
+  if (!stream.open(endpoint(), "/v3/watch", watch_create_request(kPrefix, revision + 1),
+                   kWatchOpenTimeoutMs, &err)) {
     set_healthy(false, "opening the watch: " + err);
     return;
   }
@@ -300,7 +317,9 @@ void EtcdMembership::watch(uint64_t revision) {
     keep_alive_if_due();
     if (stop_ || (config_.serve && lease_.empty())) return;  // lease gone: register, then read anew
     int timeout = 1000;
-    if (config_.serve) timeout = static_cast<int>(std::min<uint64_t>(1000, next_keepalive_ms_ - std::min(next_keepalive_ms_, now_ms())));
+    if (config_.serve)
+      timeout = static_cast<int>(
+          std::min<uint64_t>(1000, next_keepalive_ms_ - std::min(next_keepalive_ms_, now_ms())));
     pollfd fds[2] = {{stream.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
       set_healthy(false, "poll failed");
@@ -316,7 +335,8 @@ void EtcdMembership::wait_backoff(int ms) {
     const uint64_t now = now_ms();
     if (now >= until) return;
     uint64_t wait = until - now;
-    if (config_.serve && !lease_.empty()) wait = std::min(wait, next_keepalive_ms_ > now ? next_keepalive_ms_ - now : 0);
+    if (config_.serve && !lease_.empty())
+      wait = std::min(wait, next_keepalive_ms_ > now ? next_keepalive_ms_ - now : 0);
     pollfd p{wake_fd_, POLLIN, 0};
     poll(&p, 1, static_cast<int>(wait));
     keep_alive_if_due();

@@ -59,7 +59,8 @@ class EtcdMembership {
   void check_own_key();
   void publish();
   void wait_backoff(int ms);
-  bool post(const std::string& path, const std::string& body, HttpResponse* rsp, std::string* error);
+  bool post(const std::string& path, const std::string& body, HttpResponse* rsp,
+            std::string* error);
   void note_bad(const std::string& what);
   void set_healthy(bool ok, const std::string& why);
   std::string endpoint() const { return config_.etcd[endpoint_ % config_.etcd.size()]; }
@@ -81,11 +82,12 @@ class EtcdMembership {
   bool published_once_ = false;
   std::string lease_;  // lease ID, "" when none
   uint64_t next_keepalive_ms_ = 0;
-  size_t endpoint_ = 0;  // which etcd endpoint answered last
+  size_t endpoint_ = 0;   // which etcd endpoint answered last
   bool healthy_ = false;  // for logging transitions only
   bool warned_duplicate_ = false;
 
-  std::atomic<uint64_t> resyncs_{0}, watch_events_{0}, bad_responses_{0}, bad_members_{0}, lease_grants_{0};
+  std::atomic<uint64_t> resyncs_{0}, watch_events_{0}, bad_responses_{0}, bad_members_{0},
+      lease_grants_{0};
 };
 
 }  // namespace dc

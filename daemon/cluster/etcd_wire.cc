@@ -44,7 +44,8 @@ bool string_field(const JsonValue& obj, const char* name, std::string* out) {
 // A kv object: key (required), value (optional), mod_revision; base64 decoded.
 bool parse_kv(const JsonValue& kv, EtcdKv* out, std::string* error) {
   std::string key, value;
-  if (!kv.is_object() || !string_field(kv, "key", &key) || !string_field(kv, "value", &value) || key.empty()) {
+  if (!kv.is_object() || !string_field(kv, "key", &key) || !string_field(kv, "value", &value) ||
+      key.empty()) {
     *error = "kv without a key";
     return false;
   }
@@ -75,14 +76,15 @@ bool header_revision(const JsonValue& obj, uint64_t* revision, std::string* erro
 bool valid_id(std::string_view id) {
   if (id.empty() || id.size() >= 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
 bool valid_address(std::string_view a) {
   const auto colon = a.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= a.size() || a.size() > 255) return false;
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= a.size() || a.size() > 255)
+    return false;
   for (char c : a.substr(0, colon))
     if (c <= ' ' || c > '~') return false;
   long port = 0;
@@ -101,8 +103,8 @@ std::string base64_encode(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                       static_cast<uint8_t>(in[i + 2]);
+    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
+                       (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
     out += kB64[v >> 18];
     out += kB64[(v >> 12) & 63];
     out += kB64[(v >> 6) & 63];
@@ -155,22 +157,23 @@ std::string prefix_range_end(std::string_view prefix) {
 }
 
 std::string range_request(std::string_view prefix) {
-  return "{\"key\":\"" + base64_encode(prefix) + "\",\"range_end\":\"" + base64_encode(prefix_range_end(prefix)) +
-         "\"}";
+  return "{\"key\":\"" + base64_encode(prefix) + "\",\"range_end\":\"" +
+         base64_encode(prefix_range_end(prefix)) + "\"}";
 }
 
 std::string watch_create_request(std::string_view prefix, uint64_t start_revision) {
   return "{\"create_request\":{\"key\":\"" + base64_encode(prefix) + "\",\"range_end\":\"" +
-         base64_encode(prefix_range_end(prefix)) + "\",\"start_revision\":\"" + std::to_string(start_revision) +
-         "\"}}";
+         base64_encode(prefix_range_end(prefix)) + "\",\"start_revision\":\"" +
+         std::to_string(start_revision) + "\"}}";
 }
 
 std::string put_request(std::string_view key, std::string_view value, std::string_view lease) {
-  return "{\"key\":\"" + base64_encode(key) + "\",\"value\":\"" + base64_encode(value) + "\",\"lease\":\"" +
-         std::string(lease) + "\"}";
+  return "{\"key\":\"" + base64_encode(key) + "\",\"value\":\"" + base64_encode(value) +
+         "\",\"lease\":\"" + std::string(lease) + "\"}";
 }
 
-bool parse_range_response(std::string_view body, uint64_t* revision, std::vector<EtcdKv>* kvs, std::string* error) {
+bool parse_range_response(std::string_view body, uint64_t* revision, std::vector<EtcdKv>* kvs,
+                          std::string* error) {
   auto v = parse_object(body, error);
   if (!v || !header_revision(*v, revision, error)) return false;
   kvs->clear();
@@ -231,7 +234,8 @@ bool parse_watch_message(std::string_view json, WatchMessage* out, std::string* 
     return false;
   }
   if (!header_revision(*r, &out->revision, error)) return false;
-  if (!json_bool(r->get("created"), &out->created) || !json_bool(r->get("canceled"), &out->canceled) ||
+  if (!json_bool(r->get("created"), &out->created) ||
+      !json_bool(r->get("canceled"), &out->canceled) ||
       !json_u64(r->get("compact_revision"), &out->compact_revision) ||
       !string_field(*r, "cancel_reason", &out->reason)) {
     *error = "bad created/canceled/compact_revision field";
@@ -250,8 +254,10 @@ bool parse_watch_message(std::string_view json, WatchMessage* out, std::string* 
       *error = "bad event";
       return false;
     }
-    if (type.empty() || type == "PUT") e.type = WatchEvent::Type::kPut;
-    else if (type == "DELETE") e.type = WatchEvent::Type::kDelete;
+    if (type.empty() || type == "PUT")
+      e.type = WatchEvent::Type::kPut;
+    else if (type == "DELETE")
+      e.type = WatchEvent::Type::kDelete;
     else {
       *error = "unknown event type '" + type.substr(0, 32) + "'";
       return false;
@@ -264,7 +270,8 @@ bool parse_watch_message(std::string_view json, WatchMessage* out, std::string* 
 }
 
 std::optional<PeerConfig> parse_member(std::string_view prefix, const EtcdKv& kv) {
-  if (kv.key.size() <= prefix.size() || kv.key.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  if (kv.key.size() <= prefix.size() || kv.key.compare(0, prefix.size(), prefix) != 0)
+    return std::nullopt;
   PeerConfig p;
   p.id = kv.key.substr(prefix.size());
   if (!valid_id(p.id)) return std::nullopt;
@@ -332,17 +339,20 @@ const PeerConfig* MemberMap::find(const std::string& id) const {
   return it == members_.end() ? nullptr : &it->second;
 }
 
-WatchStep apply_watch_message(const WatchMessage& m, MemberMap* members, std::string* resync_reason) {
+WatchStep apply_watch_message(const WatchMessage& m, MemberMap* members,
+                              std::string* resync_reason) {
   if (m.error) {
     *resync_reason = "watch stream error: " + m.reason;
     return WatchStep::kResync;
   }
   if (m.compact_revision > 0) {
-    *resync_reason = "watch start revision compacted (compact_revision " + std::to_string(m.compact_revision) + ")";
+    *resync_reason = "watch start revision compacted (compact_revision " +
+                     std::to_string(m.compact_revision) + ")";
     return WatchStep::kResync;
   }
   if (m.canceled) {
-    *resync_reason = "watch canceled by etcd" + (m.reason.empty() ? std::string() : ": " + m.reason);
+    *resync_reason =
+        "watch canceled by etcd" + (m.reason.empty() ? std::string() : ": " + m.reason);
     return WatchStep::kResync;
   }
   for (const WatchEvent& e : m.events) members->apply(e);

@@ -47,7 +47,8 @@ struct EtcdKv {
 };
 
 // The revision and key-values of a range response.
-bool parse_range_response(std::string_view body, uint64_t* revision, std::vector<EtcdKv>* kvs, std::string* error);
+bool parse_range_response(std::string_view body, uint64_t* revision, std::vector<EtcdKv>* kvs,
+                          std::string* error);
 
 // A lease grant's ID (a decimal string, as the gateway spells it).
 bool parse_lease_grant(std::string_view body, std::string* id, std::string* error);
@@ -110,6 +111,7 @@ enum class WatchStep {
   kResync,    // compaction, cancel, error: re-read the prefix, watch anew
 };
 // Applies `m` to *members. `resync_reason` says why on kResync.
-WatchStep apply_watch_message(const WatchMessage& m, MemberMap* members, std::string* resync_reason);
+WatchStep apply_watch_message(const WatchMessage& m, MemberMap* members,
+                              std::string* resync_reason);
 
 }  // namespace dc

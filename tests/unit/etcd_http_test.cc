@@ -15,12 +15,15 @@ const std::string kWatchHead =
     "Grpc-Metadata-Content-Type: application/grpc\r\nDate: Sun, 22 Nov 2026 19:31:03 GMT\r\n"
     "Transfer-Encoding: chunked\r\n\r\n";
 const std::string kMsg1 =
-    "{\"result\":{\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":\"13195394291058371180\","
+    "{\"result\":{\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":"
+    "\"13195394291058371180\","
     "\"revision\":\"1\",\"raft_term\":\"2\"},\"created\":true}}\n";
 const std::string kMsg2 =
-    "{\"result\":{\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":\"13195394291058371180\","
+    "{\"result\":{\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":"
+    "\"13195394291058371180\","
     "\"revision\":\"2\",\"raft_term\":\"2\"},\"events\":[{\"kv\":{\"key\":\"L2RjL21lbWJlcnMvYQ==\","
-    "\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"MS4yLjMuNDo3IDE=\"}}]}}\n";
+    "\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\",\"value\":"
+    "\"MS4yLjMuNDo3IDE=\"}}]}}\n";
 
 std::string chunk(const std::string& data) {
   char size[16];
@@ -39,7 +42,8 @@ TEST(HttpHead, ParsesEtcdWatchHead) {
 
 TEST(HttpHead, IncompleteThenComplete) {
   HttpHead h;
-  for (size_t n = 0; n < kWatchHead.size(); ++n) EXPECT_EQ(parse_http_head(kWatchHead.substr(0, n), &h), 0) << n;
+  for (size_t n = 0; n < kWatchHead.size(); ++n)
+    EXPECT_EQ(parse_http_head(kWatchHead.substr(0, n), &h), 0) << n;
   EXPECT_EQ(parse_http_head(kWatchHead, &h), 1);
 }
 
@@ -62,7 +66,8 @@ TEST(HttpHead, RejectsMalformed) {
 }
 
 // The whole body, fed cut at `cuts` (sorted offsets).
-ChunkedDecoder::State decode(const std::string& wire, const std::vector<size_t>& cuts, std::string* out) {
+ChunkedDecoder::State decode(const std::string& wire, const std::vector<size_t>& cuts,
+                             std::string* out) {
   ChunkedDecoder d;
   size_t at = 0;
   for (size_t c : cuts) {
@@ -117,14 +122,14 @@ TEST(Chunked, ExtensionsUppercaseHexAndTrailers) {
 
 TEST(Chunked, RejectsMalformed) {
   const char* bad[] = {
-      "zz\r\nab\r\n",          // size not hex
-      "\r\n",                  // no size digits
-      "2\r\nabc\r\n",          // data longer than the size
-      "2\nab\r\n",             // bare LF after the size
-      "2\r\nab\n",             // bare LF after the data
-      "123456789\r\n",         // size over the limit
-      "0\r\nTrailer\n\r\n",    // bare LF in a trailer
-      "0\r\n\rX",              // bad end
+      "zz\r\nab\r\n",        // size not hex
+      "\r\n",                // no size digits
+      "2\r\nabc\r\n",        // data longer than the size
+      "2\nab\r\n",           // bare LF after the size
+      "2\r\nab\n",           // bare LF after the data
+      "123456789\r\n",       // size over the limit
+      "0\r\nTrailer\n\r\n",  // bare LF in a trailer
+      "0\r\n\rX",            // bad end
   };
   for (const char* b : bad) {
     std::string out;

@@ -10,8 +10,12 @@ namespace dc {
 namespace {
 
 TEST(Base64, Rfc4648Vectors) {
-  const std::pair<const char*, const char*> v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                                   {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+  const std::pair<const char*, const char*> v[] = {{"", ""},
+                                                   {"f", "Zg=="},
+                                                   {"fo", "Zm8="},
+                                                   {"foo", "Zm9v"},
+                                                   {"foob", "Zm9vYg=="},
+                                                   {"fooba", "Zm9vYmE="},
                                                    {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, coded] : v) {
     EXPECT_EQ(base64_encode(plain), coded);
@@ -30,7 +34,8 @@ TEST(Base64, RoundTripsBinary) {
 }
 
 TEST(Base64, RejectsNonCanonical) {
-  for (const char* bad : {"Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 9v", "Zm9v!A==", "=Zm9", "Zg==Zg==", "===="})
+  for (const char* bad :
+       {"Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 9v", "Zm9v!A==", "=Zm9", "Zg==Zg==", "===="})
     EXPECT_FALSE(base64_decode(bad)) << bad;
 }
 

@@ -14,16 +14,17 @@ namespace dc {
 namespace {
 
 const std::string kPrefix = "/dc/members/";
-const std::string kHeader = "\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":\"1319\",\"raft_term\":\"2\"";
+const std::string kHeader =
+    "\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":\"1319\",\"raft_term\":\"2\"";
 
 std::string kv_json(const std::string& key, const std::string& value, int rev) {
   return "{\"key\":\"" + base64_encode(key) + "\",\"create_revision\":\"" + std::to_string(rev) +
-         "\",\"mod_revision\":\"" + std::to_string(rev) + "\",\"version\":\"1\",\"value\":\"" + base64_encode(value) +
-         "\",\"lease\":\"7668682406747546374\"}";
+         "\",\"mod_revision\":\"" + std::to_string(rev) + "\",\"version\":\"1\",\"value\":\"" +
+         base64_encode(value) + "\",\"lease\":\"7668682406747546374\"}";
 }
 std::string put_msg(int rev, const std::string& id, const std::string& value) {
-  return "{\"result\":{" + kHeader + ",\"revision\":\"" + std::to_string(rev) + "\"},\"events\":[{\"kv\":" +
-         kv_json(kPrefix + id, value, rev) + "}]}}";
+  return "{\"result\":{" + kHeader + ",\"revision\":\"" + std::to_string(rev) +
+         "\"},\"events\":[{\"kv\":" + kv_json(kPrefix + id, value, rev) + "}]}}";
 }
 std::string delete_msg(int rev, const std::string& id) {
   return "{\"result\":{" + kHeader + ",\"revision\":\"" + std::to_string(rev) +
@@ -31,7 +32,8 @@ std::string delete_msg(int rev, const std::string& id) {
          "\",\"mod_revision\":\"" + std::to_string(rev) + "\"}}]}}";
 }
 std::string created_msg(int rev) {
-  return "{\"result\":{" + kHeader + ",\"revision\":\"" + std::to_string(rev) + "\"},\"created\":true}}";
+  return "{\"result\":{" + kHeader + ",\"revision\":\"" + std::to_string(rev) +
+         "\"},\"created\":true}}";
 }
 
 std::vector<std::string> ids(const std::vector<PeerConfig>& peers) {
@@ -44,7 +46,8 @@ std::vector<std::string> ids(const std::vector<PeerConfig>& peers) {
 
 TEST(Json, ParsesNestedValues) {
   std::string err;
-  auto v = parse_json(R"( {"a":[1,-2.5e3,true,false,null,"x\"\\\/\n\u00e9\ud83d\ude00"],"b":{},"c":[]} )", &err);
+  auto v = parse_json(
+      R"( {"a":[1,-2.5e3,true,false,null,"x\"\\\/\n\u00e9\ud83d\ude00"],"b":{},"c":[]} )", &err);
   ASSERT_TRUE(v) << err;
   const JsonValue* a = v->get("a");
   ASSERT_TRUE(a && a->kind == JsonValue::Kind::kArray && a->items.size() == 6);
@@ -58,9 +61,10 @@ TEST(Json, ParsesNestedValues) {
 }
 
 TEST(Json, RejectsMalformed) {
-  const char* bad[] = {"",          "{",           "{\"a\"}",      "{\"a\":}",     "{\"a\":1,}",  "[1 2]",
-                       "{\"a\":tru}", "\"abc",       "\"\\x\"",      "\"\\ud800\"",  "01",          "1.",
-                       "-",         "{} {}",       "{\"a\":\"\x01\"}", "nul",      "{'a':1}",     "[1,]"};
+  const char* bad[] = {"",      "{",           "{\"a\"}", "{\"a\":}", "{\"a\":1,}",
+                       "[1 2]", "{\"a\":tru}", "\"abc",   "\"\\x\"",  "\"\\ud800\"",
+                       "01",    "1.",          "-",       "{} {}",    "{\"a\":\"\x01\"}",
+                       "nul",   "{'a':1}",     "[1,]"};
   for (const char* b : bad) {
     std::string err;
     EXPECT_FALSE(parse_json(b, &err)) << b;
@@ -73,7 +77,9 @@ TEST(Json, RejectsMalformed) {
 
 TEST(Json, U64FromStringOrNumber) {
   std::string err;
-  auto v = parse_json(R"({"a":"18446744073709551615","b":7,"c":"18446744073709551616","d":"-1","e":1.5,"f":true})", &err);
+  auto v = parse_json(
+      R"({"a":"18446744073709551615","b":7,"c":"18446744073709551616","d":"-1","e":1.5,"f":true})",
+      &err);
   ASSERT_TRUE(v);
   uint64_t n = 1;
   EXPECT_TRUE(json_u64(v->get("a"), &n));
@@ -115,8 +121,9 @@ TEST(JsonSplitter, BreaksOnGarbageAndOversize) {
 // --- answers ---
 
 TEST(Range, ParsesKvsAndRevision) {
-  const std::string body = "{" + kHeader + ",\"revision\":\"7\"},\"kvs\":[" + kv_json(kPrefix + "n1", "10.0.0.1:7070 1", 3) +
-                           "," + kv_json(kPrefix + "n2", "10.0.0.2:7070 2.5", 5) + "],\"count\":\"2\"}";
+  const std::string body = "{" + kHeader + ",\"revision\":\"7\"},\"kvs\":[" +
+                           kv_json(kPrefix + "n1", "10.0.0.1:7070 1", 3) + "," +
+                           kv_json(kPrefix + "n2", "10.0.0.2:7070 2.5", 5) + "],\"count\":\"2\"}";
   uint64_t rev = 0;
   std::vector<EtcdKv> kvs;
   std::string err;
@@ -143,9 +150,9 @@ TEST(Range, EmptyPrefixOmitsKvs) {
 TEST(Range, RejectsMalformed) {
   const std::string bad[] = {
       "not json",
-      "{}",                                                     // no header
-      "{\"header\":{\"revision\":\"x\"}}",                      // bad revision
-      "{\"header\":{\"revision\":\"3\"},\"kvs\":{}}",           // kvs not an array
+      "{}",                                                                // no header
+      "{\"header\":{\"revision\":\"x\"}}",                                 // bad revision
+      "{\"header\":{\"revision\":\"3\"},\"kvs\":{}}",                      // kvs not an array
       "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"value\":\"YQ==\"}]}",  // no key
       "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"!!!!\"}]}",    // bad base64
       "[1]",
@@ -160,14 +167,17 @@ TEST(Range, RejectsMalformed) {
 
 TEST(Lease, GrantAndKeepalive) {
   std::string id, err;
-  ASSERT_TRUE(parse_lease_grant(R"({"header":{"revision":"1"},"ID":"7668682406747546374","TTL":"5"})", &id, &err));
+  ASSERT_TRUE(parse_lease_grant(
+      R"({"header":{"revision":"1"},"ID":"7668682406747546374","TTL":"5"})", &id, &err));
   EXPECT_EQ(id, "7668682406747546374");
   EXPECT_FALSE(parse_lease_grant(R"({"header":{"revision":"1"},"error":"x"})", &id, &err));
   uint64_t ttl = 9;
-  ASSERT_TRUE(parse_lease_keepalive(R"({"result":{"header":{"revision":"5"},"ID":"76","TTL":"5"}})", &ttl, &err));
+  ASSERT_TRUE(parse_lease_keepalive(R"({"result":{"header":{"revision":"5"},"ID":"76","TTL":"5"}})",
+                                    &ttl, &err));
   EXPECT_EQ(ttl, 5u);
   // A lease etcd no longer knows: the answer has no TTL (captured from 3.4.23).
-  ASSERT_TRUE(parse_lease_keepalive(R"({"result":{"header":{"revision":"5"},"ID":"7668682406747546374"}})", &ttl, &err));
+  ASSERT_TRUE(parse_lease_keepalive(
+      R"({"result":{"header":{"revision":"5"},"ID":"7668682406747546374"}})", &ttl, &err));
   EXPECT_EQ(ttl, 0u);
   EXPECT_FALSE(parse_lease_keepalive(R"({"error":{"message":"x"}})", &ttl, &err));
   EXPECT_TRUE(is_lease_not_found(
@@ -178,9 +188,11 @@ TEST(Lease, GrantAndKeepalive) {
 TEST(Requests, PrefixRangeAndBodies) {
   EXPECT_EQ(prefix_range_end("/dc/members/"), "/dc/members0");
   EXPECT_EQ(prefix_range_end(std::string("a\xff", 2)), "b");
-  EXPECT_EQ(range_request("/dc/members/"), R"({"key":"L2RjL21lbWJlcnMv","range_end":"L2RjL21lbWJlcnMw"})");
-  EXPECT_EQ(watch_create_request("/dc/members/", 6),
-            R"({"create_request":{"key":"L2RjL21lbWJlcnMv","range_end":"L2RjL21lbWJlcnMw","start_revision":"6"}})");
+  EXPECT_EQ(range_request("/dc/members/"),
+            R"({"key":"L2RjL21lbWJlcnMv","range_end":"L2RjL21lbWJlcnMw"})");
+  EXPECT_EQ(
+      watch_create_request("/dc/members/", 6),
+      R"({"create_request":{"key":"L2RjL21lbWJlcnMv","range_end":"L2RjL21lbWJlcnMw","start_revision":"6"}})");
   std::string err;
   EXPECT_TRUE(parse_json(put_request("/dc/members/n1", "10.0.0.1:7070 1", "42"), &err));
 }
@@ -221,11 +233,15 @@ TEST(Watch, CompactedCanceledAndErrorAskForResync) {
   EXPECT_EQ(apply_watch_message(m, &members, &why), WatchStep::kResync);
   EXPECT_NE(why.find("compacted"), std::string::npos) << why;
 
-  ASSERT_TRUE(parse_watch_message("{\"result\":{" + kHeader + ",\"revision\":\"9\"},\"canceled\":true,\"cancel_reason\":\"permission denied\"}}", &m, &err));
+  ASSERT_TRUE(parse_watch_message(
+      "{\"result\":{" + kHeader +
+          ",\"revision\":\"9\"},\"canceled\":true,\"cancel_reason\":\"permission denied\"}}",
+      &m, &err));
   EXPECT_EQ(apply_watch_message(m, &members, &why), WatchStep::kResync);
   EXPECT_NE(why.find("permission denied"), std::string::npos) << why;
 
-  ASSERT_TRUE(parse_watch_message(R"({"error":{"grpc_code":14,"http_code":503,"message":"transport is closing"}})", &m, &err));
+  ASSERT_TRUE(parse_watch_message(
+      R"({"error":{"grpc_code":14,"http_code":503,"message":"transport is closing"}})", &m, &err));
   EXPECT_TRUE(m.error);
   EXPECT_EQ(apply_watch_message(m, &members, &why), WatchStep::kResync);
   EXPECT_NE(why.find("transport is closing"), std::string::npos) << why;
@@ -235,19 +251,23 @@ TEST(Watch, CompactedCanceledAndErrorAskForResync) {
 }
 
 TEST(Watch, RejectsMalformed) {
-  const std::string bad[] = {
-      "{}",
-      "{\"result\":5}",
-      "{\"result\":{}}",                                                                        // no header
-      "{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":\"yes\"}}",                   // not a bool
-      "{\"result\":{\"header\":{\"revision\":\"1\"},\"compact_revision\":\"-4\"}}",
-      "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":{}}}",
-      "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{\"type\":\"MOVE\",\"kv\":{\"key\":\"YQ==\"}}]}}",
-      "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{\"kv\":{}}]}}",
-      "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{}]}}",
-      "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{\"kv\":{\"key\":\"YQ\"}}]}}",  // bad base64
-      put_msg(2, "a", "x").substr(0, 40),
-  };
+  const std::string
+      bad[] =
+          {
+              "{}",
+              "{\"result\":5}",
+              "{\"result\":{}}",                                                     // no header
+              "{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":\"yes\"}}",  // not a bool
+              "{\"result\":{\"header\":{\"revision\":\"1\"},\"compact_revision\":\"-4\"}}",
+              "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":{}}}",
+              "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{\"type\":\"MOVE\",\"kv\":{"
+              "\"key\":\"YQ==\"}}]}}",
+              "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{\"kv\":{}}]}}",
+              "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{}]}}",
+              "{\"result\":{\"header\":{\"revision\":\"1\"},\"events\":[{\"kv\":{\"key\":\"YQ\"}}]}"
+              "}",  // bad base64
+              put_msg(2, "a", "x").substr(0, 40),
+          };
   for (const auto& b : bad) {
     WatchMessage m;
     std::string err;
@@ -267,7 +287,7 @@ TEST(Members, ParseValidatesEverything) {
   ASSERT_TRUE(p);
   EXPECT_EQ(p->weight, 1.0);
   const EtcdKv bad[] = {
-      {kPrefix, "10.0.0.1:7070", 0},                      // empty id
+      {kPrefix, "10.0.0.1:7070", 0},  // empty id
       {kPrefix + std::string(64, 'a'), "10.0.0.1:7070", 0},
       {kPrefix + "n 1", "10.0.0.1:7070", 0},
       {kPrefix + "n/1", "10.0.0.1:7070", 0},
@@ -297,10 +317,13 @@ TEST(Members, ValueRoundTripsWeightExactly) {
 
 TEST(Members, ResetThenEvents) {
   MemberMap m(kPrefix);
-  m.reset({{kPrefix + "n3", "10.0.0.3:7070 1", 3}, {kPrefix + "n1", "10.0.0.1:7070 1", 2},
-           {kPrefix + "bad", "nope", 4}, {kPrefix + "n2", "10.0.0.2:7070 1", 5}});
+  m.reset({{kPrefix + "n3", "10.0.0.3:7070 1", 3},
+           {kPrefix + "n1", "10.0.0.1:7070 1", 2},
+           {kPrefix + "bad", "nope", 4},
+           {kPrefix + "n2", "10.0.0.2:7070 1", 5}});
   EXPECT_EQ(m.rejected(), 1u);
-  EXPECT_EQ(ids(m.peers_except("n2")), (std::vector<std::string>{"n1", "n3"}));  // sorted, self left out
+  EXPECT_EQ(ids(m.peers_except("n2")),
+            (std::vector<std::string>{"n1", "n3"}));  // sorted, self left out
   ASSERT_NE(m.find("n2"), nullptr);
 
   m.apply({WatchEvent::Type::kDelete, {kPrefix + "n3", "", 6}});
@@ -328,8 +351,8 @@ TEST(Members, ResetThenEvents) {
 // The whole read path of the watch: captured HTTP body bytes, chunked, cut into
 // reads at random places, through decoder, splitter, parser and member map.
 TEST(Members, WatchStreamPipelineAnyReadBoundaries) {
-  std::vector<std::string> msgs = {created_msg(5),        put_msg(6, "n4", "10.0.0.4:7070 1"),
-                                   delete_msg(7, "n1"),   put_msg(8, "n5", "10.0.0.5:7070 3"),
+  std::vector<std::string> msgs = {created_msg(5), put_msg(6, "n4", "10.0.0.4:7070 1"),
+                                   delete_msg(7, "n1"), put_msg(8, "n5", "10.0.0.5:7070 3"),
                                    delete_msg(9, "n4")};
   std::string wire;
   for (const auto& m : msgs) {
@@ -349,7 +372,8 @@ TEST(Members, WatchStreamPipelineAnyReadBoundaries) {
     while (at < wire.size()) {
       const size_t n = std::min<size_t>(wire.size() - at, 1 + rng() % 64);
       std::string body;
-      ASSERT_NE(chunks.feed(std::string_view(wire).substr(at, n), &body), ChunkedDecoder::State::kError);
+      ASSERT_NE(chunks.feed(std::string_view(wire).substr(at, n), &body),
+                ChunkedDecoder::State::kError);
       at += n;
       std::vector<std::string> objects;
       ASSERT_TRUE(splitter.feed(body, &objects));
