@@ -320,6 +320,7 @@ StatList Agent::collect_stats() {
     add_counters(&c, snapshot_counters(s.region));
   }
   const uint64_t ps = arena_->page_size();
+  const EtcdMembership::Counters etcd = etcd_ ? etcd_->counters() : EtcdMembership::Counters{};
   return StatList{
       {"hit_reads", c.hit_reads},
       {"miss_reads", c.miss_reads},
@@ -348,6 +349,11 @@ StatList Agent::collect_stats() {
       {"peer_crc_errors", cluster_ ? cluster_->counters().peer_crc_errors : 0},
       {"peer_requests_served", cluster_ ? cluster_->counters().peer_requests_served : 0},
       {"peers_rejected", cluster_ ? cluster_->counters().peers_rejected : 0},
+      {"etcd_resyncs", etcd.resyncs},
+      {"etcd_watch_events", etcd.watch_events},
+      {"etcd_bad_responses", etcd.bad_responses},
+      {"etcd_bad_members", etcd.bad_members},
+      {"etcd_lease_grants", etcd.lease_grants},
       {"cache_bytes_copies", cache_->copy_pages() * ps},
       {"bad_messages", counters_.bad_messages},
       {"sessions_rejected", counters_.sessions_rejected},

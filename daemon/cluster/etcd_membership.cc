@@ -1,22 +1,27 @@
 #include "daemon/cluster/etcd_membership.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstring>
+#include <cerrno>
 
 #include "common/log.h"
+#include "daemon/cluster/etcd_json.h"
 
 namespace dc {
 namespace {
 
 constexpr const char* kPrefix = "/dc/members/";
-constexpr const char* kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr int kRequestTimeoutMs = 1000;    // one-shot requests (range, put, lease)
+constexpr int kWatchOpenTimeoutMs = 2000;  // connect + the response head
+constexpr int kCreatedTimeoutMs = 3000;    // the head came, but no "created" yet
+constexpr int kMinBackoffMs = 100;
+constexpr int kMaxBackoffMs = 2000;
+constexpr uint64_t kStableWatchMs = 5000;  // a watch that lived this long resets the back-off
+constexpr uint64_t kKeepAliveRetryMs = 300;
 
 uint64_t now_ms() {
   timespec ts{};
@@ -24,74 +29,36 @@ uint64_t now_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-// The string value of the first "name":"..." after `from` in a JSON text; etcd's
-// gateway quotes its 64-bit numbers, so IDs and TTLs come out this way too.
-bool json_string(const std::string& json, const std::string& name, size_t from, std::string* out, size_t* end) {
-  const std::string pat = "\"" + name + "\":\"";
-  size_t at = json.find(pat, from);
-  if (at == std::string::npos) return false;
-  at += pat.size();
-  size_t close = json.find('"', at);
-  if (close == std::string::npos) return false;
-  *out = json.substr(at, close - at);
-  if (end) *end = close;
-  return true;
+bool same_list(const std::vector<PeerConfig>& a, const std::vector<PeerConfig>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const PeerConfig& x, const PeerConfig& y) {
+                      return x.id == y.id && x.address == y.address && x.weight == y.weight;
+                    });
 }
 
 }  // namespace
 
-std::string base64_encode(const std::string& in) {
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                       static_cast<uint8_t>(in[i + 2]);
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += kB64[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    const uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-std::string base64_decode(const std::string& in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const char* p = strchr(kB64, c);
-    if (c == '=' || !p || !c) break;
-    acc = (acc << 6) | static_cast<uint32_t>(p - kB64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
-EtcdMembership::EtcdMembership(const ClusterConfig& config) : config_(config) {}
+EtcdMembership::EtcdMembership(const ClusterConfig& config)
+    : config_(config),
+      self_key_(kPrefix + config.node_id),
+      ttl_s_(std::max<uint64_t>(2, config.member_timeout_ms / 1000)),
+      members_(kPrefix) {}
 
 EtcdMembership::~EtcdMembership() {
   stop_ = true;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    if (write(wake_fd_, &one, sizeof one) < 0) {
+      // Only fails if the counter is saturated: the thread is being woken anyway.
+    }
+  }
   if (thread_.joinable()) thread_.join();
+  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 void EtcdMembership::start(int notify_fd) {
   notify_fd_ = notify_fd;
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -100,138 +67,300 @@ std::vector<PeerConfig> EtcdMembership::peers() {
   return peers_;
 }
 
-bool EtcdMembership::post(const std::string& path, const std::string& body, std::string* response) {
-  for (size_t attempt = 0; attempt < config_.etcd.size(); ++attempt) {
-    const std::string& ep = config_.etcd[(endpoint_ + attempt) % config_.etcd.size()];
-    const auto colon = ep.rfind(':');
-    addrinfo hints{}, *res = nullptr;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(ep.substr(0, colon).c_str(), ep.substr(colon + 1).c_str(), &hints, &res) != 0 || !res) continue;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    const bool ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
-    freeaddrinfo(res);
-    if (!ok) {
-      if (fd >= 0) close(fd);
-      continue;
+EtcdMembership::Counters EtcdMembership::counters() const {
+  Counters c;
+  c.resyncs = resyncs_;
+  c.watch_events = watch_events_;
+  c.bad_responses = bad_responses_;
+  c.bad_members = bad_members_;
+  c.lease_grants = lease_grants_;
+  return c;
+}
+
+bool EtcdMembership::post(const std::string& path, const std::string& body, HttpResponse* rsp,
+                          std::string* error) {
+  const size_t n = config_.etcd.size();
+  for (size_t attempt = 0; attempt < n && !stop_; ++attempt) {
+    const size_t i = (endpoint_ + attempt) % n;
+    if (http_post(config_.etcd[i], path, body, kRequestTimeoutMs, rsp, error)) {
+      endpoint_ = i;
+      return true;
     }
-    const std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + ep +
-                            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                            "\r\nConnection: close\r\n\r\n" + body;
-    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-      close(fd);
-      continue;
-    }
-    std::string in;
-    char buf[8192];
-    for (;;) {
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      in.append(buf, static_cast<size_t>(n));
-      if (in.size() > (1u << 20)) break;
-    }
-    close(fd);
-    if (in.rfind("HTTP/1.1 200", 0) != 0) continue;
-    const auto hdr_end = in.find("\r\n\r\n");
-    *response = hdr_end == std::string::npos ? "" : in.substr(hdr_end + 4);
-    endpoint_ = (endpoint_ + attempt) % config_.etcd.size();
-    return true;
   }
   return false;
 }
 
-bool EtcdMembership::refresh_lease() {
-  const uint64_t ttl_s = std::max<uint64_t>(2, config_.member_timeout_ms / 1000);
-  std::string rsp, value;
-  if (!lease_.empty() && now_ms() - last_keepalive_ms_ < ttl_s * 1000 / 3) return true;
-  if (!lease_.empty()) {
-    // A lease etcd no longer knows answers without a TTL: grant a new one.
-    if (post("/v3/lease/keepalive", "{\"ID\": \"" + lease_ + "\"}", &rsp) && json_string(rsp, "TTL", 0, &value, nullptr) &&
-        value != "0") {
-      last_keepalive_ms_ = now_ms();
-      return true;
-    }
-    lease_.clear();
-  }
-  if (!post("/v3/lease/grant", "{\"TTL\": " + std::to_string(ttl_s) + "}", &rsp) ||
-      !json_string(rsp, "ID", 0, &lease_, nullptr))
+void EtcdMembership::note_bad(const std::string& what) {
+  ++bad_responses_;
+  DC_LOG_WARN("cluster: malformed answer from etcd (%s); re-reading the member list", what.c_str());
+}
+
+void EtcdMembership::set_healthy(bool ok, const std::string& why) {
+  if (ok && !healthy_) DC_LOG_INFO("cluster: etcd reachable");
+  if (!ok && healthy_)
+    DC_LOG_WARN("cluster: etcd: %s; keeping the last member list, retrying", why.c_str());
+  else if (!ok)
+    DC_LOG_DEBUG("cluster: etcd: %s", why.c_str());
+  healthy_ = ok;
+}
+
+bool EtcdMembership::put_own_key() {
+  HttpResponse r;
+  std::string err;
+  if (!post("/v3/kv/put",
+            put_request(self_key_, member_value(config_.listen, config_.weight), lease_), &r,
+            &err)) {
+    set_healthy(false, "put " + self_key_ + ": " + err);
     return false;
-  char weight[32];
-  snprintf(weight, sizeof weight, "%g", config_.weight);
-  const std::string key = base64_encode(kPrefix + config_.node_id);
-  const std::string val = base64_encode(config_.listen + " " + weight);
-  if (!post("/v3/kv/put", "{\"key\": \"" + key + "\", \"value\": \"" + val + "\", \"lease\": \"" + lease_ + "\"}", &rsp)) {
+  }
+  if (r.status == 200) return true;
+  if (is_lease_not_found(r.body)) {
+    DC_LOG_WARN("cluster: etcd lease %s is gone; registering anew", lease_.c_str());
     lease_.clear();
+  } else {
+    set_healthy(false, "put " + self_key_ + ": HTTP " + std::to_string(r.status) + " " +
+                           r.body.substr(0, 200));
+  }
+  return false;
+}
+
+bool EtcdMembership::register_self() {
+  HttpResponse r;
+  std::string err, id;
+  if (!post("/v3/lease/grant", "{\"TTL\":" + std::to_string(ttl_s_) + "}", &r, &err)) {
+    set_healthy(false, "lease grant: " + err);
     return false;
   }
-  last_keepalive_ms_ = now_ms();
-  DC_LOG_INFO("cluster: registered in etcd as %s (lease %s, ttl %llus)", config_.node_id.c_str(), lease_.c_str(),
-              static_cast<unsigned long long>(ttl_s));
+  if (r.status != 200) {
+    set_healthy(false,
+                "lease grant: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
+    return false;
+  }
+  if (!parse_lease_grant(r.body, &id, &err)) {
+    note_bad("lease grant: " + err);
+    return false;
+  }
+  ++lease_grants_;
+  lease_ = id;
+  if (!put_own_key()) {
+    lease_.clear();  // etcd drops the unused lease when its TTL runs out
+    return false;
+  }
+  next_keepalive_ms_ = now_ms() + ttl_s_ * 1000 / 3;
+  DC_LOG_INFO("cluster: registered in etcd as %s (lease %s, ttl %llus)", config_.node_id.c_str(),
+              lease_.c_str(), static_cast<unsigned long long>(ttl_s_));
   return true;
 }
 
-bool EtcdMembership::read_members(std::vector<PeerConfig>* out) {
-  std::string prefix = kPrefix;
-  std::string end = prefix;
-  end.back() = static_cast<char>(end.back() + 1);
-  std::string rsp;
-  if (!post("/v3/kv/range", "{\"key\": \"" + base64_encode(prefix) + "\", \"range_end\": \"" + base64_encode(end) + "\"}",
-            &rsp))
-    return false;
-  size_t at = 0;
-  std::string k, v;
-  while (json_string(rsp, "key", at, &k, &at) && json_string(rsp, "value", at, &v, &at)) {
-    const std::string id = base64_decode(k).substr(prefix.size());
-    const std::string val = base64_decode(v);
-    const auto sp = val.find(' ');
-    PeerConfig p;
-    p.id = id;
-    p.address = val.substr(0, sp);
-    p.weight = sp == std::string::npos ? 1.0 : atof(val.c_str() + sp + 1);
-    // Untrusted input: keep only well-formed entries.
-    if (id.empty() || id.size() >= 64 || id == config_.node_id || p.address.find(':') == std::string::npos ||
-        !(p.weight > 0) || p.weight > 1000)
-      continue;
-    out->push_back(p);
+EtcdMembership::KeepAlive EtcdMembership::keep_alive() {
+  HttpResponse r;
+  std::string err;
+  uint64_t ttl = 0;
+  if (!post("/v3/lease/keepalive", "{\"ID\":\"" + lease_ + "\"}", &r, &err)) {
+    set_healthy(false, "lease keepalive: " + err);
+    return KeepAlive::kUnreachable;
   }
-  std::sort(out->begin(), out->end(), [](const PeerConfig& a, const PeerConfig& b) { return a.id < b.id; });
+  if (r.status != 200) {
+    if (is_lease_not_found(r.body)) return KeepAlive::kExpired;
+    set_healthy(false,
+                "lease keepalive: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
+    return KeepAlive::kUnreachable;
+  }
+  if (!parse_lease_keepalive(r.body, &ttl, &err)) {
+    ++bad_responses_;
+    DC_LOG_WARN("cluster: malformed lease keepalive answer from etcd (%s)", err.c_str());
+    return KeepAlive::kUnreachable;
+  }
+  return ttl == 0 ? KeepAlive::kExpired : KeepAlive::kAlive;
+}
+
+void EtcdMembership::keep_alive_if_due() {
+  if (!config_.serve || lease_.empty() || now_ms() < next_keepalive_ms_) return;
+  switch (keep_alive()) {
+    case KeepAlive::kAlive:
+      next_keepalive_ms_ = now_ms() + ttl_s_ * 1000 / 3;
+      break;
+    case KeepAlive::kUnreachable:
+      next_keepalive_ms_ = now_ms() + kKeepAliveRetryMs;
+      break;
+    case KeepAlive::kExpired:
+      // etcd forgot the lease (it expired while we could not reach etcd, or was
+      // revoked): our key went with it. Register again with a new one.
+      DC_LOG_WARN("cluster: etcd lease %s expired; registering anew", lease_.c_str());
+      lease_.clear();
+      break;
+  }
+}
+
+void EtcdMembership::publish() {
+  if (members_.rejected() > bad_members_) {
+    DC_LOG_WARN(
+        "cluster: ignored %llu malformed member entr%s under %s in etcd (want \"host:port "
+        "weight\")",
+        static_cast<unsigned long long>(members_.rejected() - bad_members_),
+        members_.rejected() - bad_members_ == 1 ? "y" : "ies", kPrefix);
+    bad_members_ = members_.rejected();
+  }
+  std::vector<PeerConfig> now = members_.peers_except(config_.node_id);
+  if (published_once_ && same_list(now, published_)) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    peers_ = now;
+  }
+  published_ = std::move(now);
+  published_once_ = true;
+  uint64_t one = 1;
+  if (write(notify_fd_, &one, sizeof one) < 0) {
+    // EAGAIN only: the counter is saturated, so the loop has a wakeup pending.
+  }
+}
+
+void EtcdMembership::check_own_key() {
+  if (!config_.serve || lease_.empty()) return;
+  const PeerConfig* me = members_.find(config_.node_id);
+  if (!me) {
+    // Deleted while our lease lives (by hand, or the lease is going away: then
+    // the put says so and we register anew).
+    DC_LOG_INFO("cluster: our key %s is missing from etcd; putting it again", self_key_.c_str());
+    put_own_key();
+  } else if (me->address != config_.listen && !warned_duplicate_) {
+    warned_duplicate_ = true;
+    DC_LOG_WARN("cluster: %s in etcd names %s, not our %s: another agent with node id %s?",
+                self_key_.c_str(), me->address.c_str(), config_.listen.c_str(),
+                config_.node_id.c_str());
+  }
+}
+
+bool EtcdMembership::resync(uint64_t* revision) {
+  HttpResponse r;
+  std::string err;
+  std::vector<EtcdKv> kvs;
+  if (!post("/v3/kv/range", range_request(kPrefix), &r, &err)) {
+    set_healthy(false, "range " + std::string(kPrefix) + ": " + err);
+    return false;
+  }
+  if (r.status != 200) {
+    set_healthy(false, "range: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
+    return false;
+  }
+  if (!parse_range_response(r.body, revision, &kvs, &err)) {
+    note_bad("range: " + err);
+    return false;
+  }
+  set_healthy(true, "");
+  members_.reset(kvs);
+  check_own_key();
+  publish();
   return true;
+}
+
+void EtcdMembership::watch(uint64_t revision) {
+  HttpStream stream;
+  std::string err;
+  if (!stream.open(endpoint(), "/v3/watch", watch_create_request(kPrefix, revision + 1),
+                   kWatchOpenTimeoutMs, &err)) {
+    set_healthy(false, "opening the watch: " + err);
+    return;
+  }
+  JsonObjectSplitter splitter(4u << 20);  // as large as parse_json takes
+  const uint64_t created_by = now_ms() + kCreatedTimeoutMs;
+  bool created = false;
+  std::string body;
+  std::vector<std::string> objects;
+  for (;;) {
+    body.clear();
+    objects.clear();
+    const auto rd = stream.read_available(&body, &err);
+    if (!splitter.feed(body, &objects)) {
+      note_bad("watch stream is not a sequence of JSON objects");
+      return;
+    }
+    bool changed = false;
+    for (const std::string& obj : objects) {
+      WatchMessage m;
+      if (!parse_watch_message(obj, &m, &err)) {
+        note_bad("watch: " + err);
+        return;
+      }
+      if (m.created && !created) {
+        created = true;
+        DC_LOG_INFO("cluster: watching %s in etcd from revision %llu (%zu members)", kPrefix,
+                    static_cast<unsigned long long>(revision + 1), members_.size());
+      }
+      std::string why;
+      const WatchStep step = apply_watch_message(m, &members_, &why);
+      if (step == WatchStep::kResync) {
+        set_healthy(false, why);
+        return;
+      }
+      if (step == WatchStep::kChanged) {
+        watch_events_ += m.events.size();
+        changed = true;
+      }
+    }
+    if (changed) {
+      check_own_key();
+      publish();
+    }
+    if (rd == HttpStream::Read::kEnded) {
+      set_healthy(false, "the watch stream ended");
+      return;
+    }
+    if (rd == HttpStream::Read::kError) {
+      set_healthy(false, "watch stream: " + err);
+      return;
+    }
+    if (!created && now_ms() > created_by) {
+      set_healthy(false, "etcd did not confirm the watch");
+      return;
+    }
+    keep_alive_if_due();
+    if (stop_ || (config_.serve && lease_.empty())) return;  // lease gone: register, then read anew
+    int timeout = 1000;
+    if (config_.serve)
+      timeout = static_cast<int>(
+          std::min<uint64_t>(1000, next_keepalive_ms_ - std::min(next_keepalive_ms_, now_ms())));
+    pollfd fds[2] = {{stream.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
+      set_healthy(false, "poll failed");
+      return;
+    }
+    if (fds[1].revents) return;  // stopping
+  }
+}
+
+void EtcdMembership::wait_backoff(int ms) {
+  const uint64_t until = now_ms() + static_cast<uint64_t>(ms);
+  while (!stop_) {
+    const uint64_t now = now_ms();
+    if (now >= until) return;
+    uint64_t wait = until - now;
+    if (config_.serve && !lease_.empty())
+      wait = std::min(wait, next_keepalive_ms_ > now ? next_keepalive_ms_ - now : 0);
+    pollfd p{wake_fd_, POLLIN, 0};
+    poll(&p, 1, static_cast<int>(wait));
+    keep_alive_if_due();
+  }
 }
 
 void EtcdMembership::run() {
-  std::vector<PeerConfig> last;
+  int backoff = kMinBackoffMs;
   bool first = true;
-  bool connected = false;  // for logging transitions only
   while (!stop_) {
-    bool ok = !config_.serve || refresh_lease();
-    std::vector<PeerConfig> now;
-    ok = read_members(&now) && ok;
-    if (ok != connected) {
-      if (ok) DC_LOG_INFO("cluster: etcd reachable");
-      else DC_LOG_WARN("cluster: etcd unreachable; keeping the last member list");
-    }
-    connected = ok;
+    keep_alive_if_due();
+    bool ok = !config_.serve || !lease_.empty() || register_self();
+    uint64_t revision = 0;
+    if (ok) ok = resync(&revision);
     if (ok) {
-      const bool changed = first || now.size() != last.size() ||
-                           !std::equal(now.begin(), now.end(), last.begin(), [](const PeerConfig& a, const PeerConfig& b) {
-                             return a.id == b.id && a.address == b.address && a.weight == b.weight;
-                           });
-      if (changed) {
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          peers_ = now;
-        }
-        last = now;
-        first = false;
-        uint64_t one = 1;
-        if (write(notify_fd_, &one, sizeof one) < 0) {
-        }
-      }
+      if (!first) ++resyncs_;
+      first = false;
+      const uint64_t began = now_ms();
+      watch(revision);
+      if (now_ms() - began >= kStableWatchMs) backoff = kMinBackoffMs;
     }
-    for (int i = 0; i < 3 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (stop_) break;
+    wait_backoff(backoff);
+    backoff = std::min(backoff * 2, kMaxBackoffMs);
   }
 }
 

@@ -288,20 +288,55 @@ cluster_up() {
 }
 
 # cl_etcd_up: a real etcd-server in the hub namespace, clients on $CL_NET.254:2379
-# (private to this run's namespaces); its data lives in $T. The cleanup's sweep of
-# our namespaces stops it.
+# (private to this run's namespaces); its data lives in $T/etcd. The cleanup's
+# sweep of our namespaces stops it.
 cl_etcd_up() {
   command -v etcd >/dev/null 2>&1 || fail "etcd not installed (tools/setup.sh installs etcd-server)"
+  cat > "$T/etcd_call.py" <<'EOP'
+# etcd_call.py URL OP ARGS: one call to etcd's v3 JSON gateway (keys and values
+# are base64 there). Ops: ready | put KEY VALUE [LEASE] | del KEY |
+# get KEY (prints "LEASE VALUE", nothing if absent) | revoke LEASE |
+# metric NAME (from /metrics; 0 if absent).
+import base64, json, sys, urllib.request
+url, op, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+def call(path, body):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode())
+    return json.load(urllib.request.urlopen(req, timeout=2))
+if op == 'ready':
+    call('/v3/kv/range', {'key': 'AA=='})
+elif op == 'put':
+    body = {'key': b64(args[0]), 'value': b64(args[1])}
+    if len(args) > 2:
+        body['lease'] = args[2]
+    call('/v3/kv/put', body)
+elif op == 'del':
+    call('/v3/kv/deleterange', {'key': b64(args[0])})
+elif op == 'get':
+    for kv in call('/v3/kv/range', {'key': b64(args[0])}).get('kvs', []):
+        print(kv.get('lease', '0'), base64.b64decode(kv.get('value', '')).decode())
+elif op == 'revoke':
+    call('/v3/lease/revoke', {'ID': args[0]})
+elif op == 'metric':
+    text = urllib.request.urlopen(url + '/metrics', timeout=2).read().decode()
+    vals = [l.split()[1] for l in text.splitlines() if l.split(' ')[0] == args[0]]
+    print(int(float(vals[0])) if vals else 0)
+else:
+    sys.exit('etcd_call.py: unknown op ' + op)
+EOP
+  cl_etcd_start
+}
+
+# cl_etcd_start: (re)start etcd on $T/etcd and wait until it answers.
+cl_etcd_start() {
+  [ -z "$CL_ETCD_PID" ] || fail "etcd is already running (pid $CL_ETCD_PID)"
   ip netns exec "$CL_HUB" etcd --name hub --data-dir "$T/etcd" \
     --listen-client-urls "http://$CL_NET.254:2379" --advertise-client-urls "http://$CL_NET.254:2379" \
     --listen-peer-urls "http://127.0.0.1:2380" --initial-advertise-peer-urls "http://127.0.0.1:2380" \
-    --initial-cluster "hub=http://127.0.0.1:2380" >"$T/etcd.log" 2>&1 &
-  CL_ETCD_PID=$!
+    --initial-cluster "hub=http://127.0.0.1:2380" >>"$T/etcd.log" 2>&1 &
+  CL_ETCD_PID=$!   # ip netns exec execs: this is etcd itself
   for _ in $(seq 1 100); do
-    if ip netns exec "$CL_HUB" /usr/bin/python3 -c "
-import urllib.request, sys
-urllib.request.urlopen(urllib.request.Request('http://$CL_NET.254:2379/v3/kv/range', data=b'{\"key\": \"AA==\"}'), timeout=1)
-" 2>/dev/null; then
+    if etcd_call ready 2>/dev/null; then
       note "etcd up in $CL_HUB at $CL_NET.254:2379"
       return 0
     fi
@@ -309,6 +344,19 @@ urllib.request.urlopen(urllib.request.Request('http://$CL_NET.254:2379/v3/kv/ran
     sleep 0.1
   done
   fail "etcd did not come up: $(tail -n 5 "$T/etcd.log")"
+}
+
+# cl_etcd_kill: kill -9 etcd (as on a crash); its data dir stays.
+cl_etcd_kill() {
+  [ -n "$CL_ETCD_PID" ] || fail "cl_etcd_kill: etcd is not running"
+  kill -9 "$CL_ETCD_PID" 2>/dev/null || true
+  wait "$CL_ETCD_PID" 2>/dev/null || true
+  CL_ETCD_PID=""
+}
+
+# etcd_call OP ARGS...: see etcd_call.py above; runs in the hub namespace.
+etcd_call() {
+  ip netns exec "$CL_HUB" "$PY" "$T/etcd_call.py" "http://$CL_NET.254:2379" "$@"
 }
 
 # cl_wait_link I: until node I reaches the hub over its link (carrier, bridge port).
