@@ -54,9 +54,9 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
     if (pos + static_cast<uint64_t>(r) > kPosMax) {
       // Past what the word can hold (256 TiB): the kernel keeps this offset.
       fd_pos_sync(fd, true);
-      fd_lock(fd);
+      const bool locked = fd_lock(fd);
       sys_lseek(fd, static_cast<off_t>(pos + static_cast<uint64_t>(r)), SEEK_SET);
-      fd_unlock(fd);
+      if (locked) fd_unlock(fd);
       errno = saved;
       return r;
     }
