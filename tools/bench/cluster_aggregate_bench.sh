@@ -8,6 +8,7 @@
 #   DC_AGG_READERS=4         reader processes per node (default 4)
 #   DC_AGG_REPS=3            timed passes after the verified one (default 3)
 #   DC_LINK_RATE=1gbit DC_TBF_BURST=256kb DC_TBF_LATENCY=10ms   the shaping
+#   DC_AGG_CC=cubic          TCP congestion control in the namespaces (default: the system's)
 #
 # What it measures. N serving members, each node's link shaped by tbf in both
 # directions (lib.sh link_shape). One more, client-only, unshaped node first reads
@@ -19,9 +20,12 @@
 # (bytes_peer; the time is from the barrier to the last reader's end), against the
 # sum of the members' link rates, N x RATE. Bytes read from the local arena are
 # reported separately (total MB/s): they do not cross a link and would only inflate
-# the ratio. Copies: copies_share is set to its minimum (0.05), a few percent of what
-# a pass pulls, so a pass re-reading a FIFO of copies in the same order finds none
-# left; the report shows it (local bytes vs bytes owned).
+# the ratio. Copies: copies_share (DC_AGG_COPIES, default 0.25, set explicitly) is a
+# FIFO a fraction of what a pass pulls (about 190 of 1024 MiB per member at the
+# defaults), so a pass re-reading in the same order finds the copies of the last one
+# gone before it reaches them; the report shows it (local bytes vs bytes owned). It
+# must still hold what the readers have fetched ahead and not yet read, or blocks are
+# fetched twice (0.05 with 8 readers and a 384 MiB set did that: 22% extra).
 # Baselines in the same run: iperf3 between two shaped nodes (the shaping works)
 # and iperf3 all-to-all (every member sends to every other at once: the pattern of
 # the cache, the most TCP gets out of these links).
@@ -41,7 +45,8 @@ REPS=${DC_AGG_REPS:-3}
 RATE=${DC_LINK_RATE:-1gbit}
 BURST=${DC_TBF_BURST:-256kb}
 LATENCY=${DC_TBF_LATENCY:-10ms}
-COPIES=0.05
+CC=${DC_AGG_CC:-}   # TCP congestion control in the namespaces; empty: the system's
+COPIES=${DC_AGG_COPIES:-0.25}
 TARGET=0.95
 [ "$N" -ge 2 ] || { echo "cluster_aggregate_bench: DC_AGG_NODES must be >= 2" >&2; exit 1; }
 link_Bps=$(awk -v r="$RATE" 'BEGIN{
@@ -56,6 +61,11 @@ export CL_CLIENT_ONLY="$W"
 source tests/cluster/lib.sh
 
 cluster_up "$W"
+for ((i = 1; i <= W; i++)); do
+  # Per namespace; sockets take it when created, so before the agents restart.
+  [ -z "$CC" ] || node_exec "$i" sysctl -qw net.ipv4.tcp_congestion_control="$CC" || fail "congestion control $CC refused"
+done
+CC=$(node_exec 1 sysctl -n net.ipv4.tcp_congestion_control)
 for ((i = 1; i <= N; i++)); do
   node_set_cluster_option "$i" copies_share "$COPIES"
   node_kill "$i"
@@ -65,7 +75,7 @@ for ((i = 1; i <= W; i++)); do
   for ((j = 1; j <= N; j++)); do [ "$i" -eq "$j" ] || wait_member "$i" "n$j" true 30; done
 done
 for ((i = 1; i <= N; i++)); do link_shape "$i" "$RATE" "$BURST" "$LATENCY"; done
-note "$N members + client-only warmer n$W; links of n1..n$N: tbf $RATE burst $BURST latency $LATENCY each way; arena $CL_MEMORY, copies_share $COPIES"
+note "$N members + client-only warmer n$W; links of n1..n$N: tbf $RATE burst $BURST latency $LATENCY each way; TCP $CC; arena $CL_MEMORY, copies_share $COPIES; $READERS readers per member"
 
 gen_dataset "$T/data" "$MIB" >/dev/null
 (cd "$T/data" && find . -type f -printf '%P\n' | sort) > "$T/files"
@@ -178,6 +188,15 @@ cpu_now() {
   for ((i = 1; i <= N; i++)); do a=$((a + $(awk '{print $14 + $15}' "/proc/${CL_PID[i]}/stat"))); done
   awk -v a="$a" '/^cpu /{t = 0; for (k = 2; k <= NF; k++) t += $k; print t - $5 - $6, t, a; exit}' /proc/stat
 }
+# tcp_all: TCP loss recovery summed over the members' namespaces (each has its own
+# counters): "retransmitted_segments timeouts tail_loss_probes".
+tcp_all() {
+  local i
+  for ((i = 1; i <= N; i++)); do
+    node_exec "$i" awk '/^Tcp: [0-9]/ {r = $13} /^TcpExt:/ {if (!h) {for (k = 2; k <= NF; k++) f[$k] = k; h = 1}
+      else {t = $f["TCPTimeouts"]; p = $f["TCPLossProbes"]}} END {print r, t, p}' /proc/net/snmp /proc/net/netstat
+  done | awk '{r += $1; t += $2; p += $3} END {print r, t, p}'
+}
 drops_all() { local i; for ((i = 1; i <= N; i++)); do link_shape_drops "$i"; done | awk '{s += $1 + $2} END {print s + 0}'; }
 
 # run_pass NAME MODE: one pass, every member reading the whole dataset at once.
@@ -206,8 +225,9 @@ run_pass() {
   done
   [ "$(ls "$dir"/*.ready 2>/dev/null | wc -l)" -eq $((N * READERS)) ] || fail "$name: readers not ready after 30 s"
   stat_all > "$dir/before"
-  local drops0 socks=()
+  local drops0 tcp0 socks=()
   drops0=$(drops_all)
+  tcp0=$(tcp_all)
   for ((i = 1; i <= N; i++)); do socks+=("${CL_SOCK[i]}"); done
   "$PY" "$T/agg_monitor.py" "$DCCTL" "$dir/samples" "$dir/stop" "${socks[@]}" &
   local mon=$!
@@ -230,6 +250,7 @@ run_pass() {
   stat_all > "$dir/after"
   echo "$t0" > "$dir/t0"
   echo $(($(drops_all) - drops0)) > "$dir/drops"
+  echo "$tcp0 $(tcp_all)" | awk '{print $4 - $1, $5 - $2, $6 - $3}' > "$dir/tcp"
   if [ "$mode" = md5 ]; then
     for ((i = 1; i <= N; i++)); do
       # md5sum prints paths as given (relative); the reference was made the same way.
@@ -273,6 +294,7 @@ for name, rs in rows.items():
     origin_sum = sum(r[2] for r in rs)
     d = open(os.path.join(T, name, 'drops')).read().strip()
     busy, agent_s = open(os.path.join(T, name, 'cpu')).read().split()
+    retrans, rtos, probes = open(os.path.join(T, name, 'tcp')).read().split()
     # Steady state: from 1 s after the barrier until the first member finishes.
     t0 = float(open(os.path.join(T, name, 't0')).read())
     first = t0 + min(r[3] for r in rs)
@@ -285,7 +307,7 @@ for name, rs in rows.items():
     agg[name] = (peer_sum / wall, N * total / wall, steady)
     print(f'{name:8} {"all":>4} {sum(owned) / M:9.0f} {peer_sum / M:8.0f} {(N * total - peer_sum - origin_sum) / M:8.0f} {origin_sum / M:9.1f} {wall:6.2f} {peer_sum / wall / M:9.1f} {N * total / wall / M:10.1f}'
           + (f'   steady {steady / M:.1f} MB/s, {inflight:.1f} fetches in flight per peer connection' if steady else '')
-          + f', tbf drops {d}; machine CPU {float(busy) * 100:.0f}% busy (all tenants), members\' agents {agent_s} core-s')
+          + f', tbf drops {d}, TCP retransmitted segments {retrans}, timeouts {rtos}, loss probes {probes}; machine CPU {float(busy) * 100:.0f}% busy (all tenants), members\' agents {agent_s} core-s')
 timed = [agg[n] for n in agg if n.startswith('timed')]
 med = statistics.median(a[0] for a in timed)
 best = max(a[0] for a in timed)
