@@ -8,6 +8,7 @@
 #   DC_AGG_READERS=4         reader processes per node (default 4)
 #   DC_AGG_REPS=3            timed passes after the verified one (default 3)
 #   DC_LINK_RATE=1gbit DC_TBF_BURST=256kb DC_TBF_LATENCY=10ms   the shaping
+#   DC_AGG_AGENT_NICE=-10    renice the members' agents (to tell CPU starvation from the rest)
 #   DC_AGG_CC=cubic          TCP congestion control in the namespaces (default: the system's)
 #
 # What it measures. N serving members, each node's link shaped by tbf in both
@@ -46,6 +47,7 @@ RATE=${DC_LINK_RATE:-1gbit}
 BURST=${DC_TBF_BURST:-256kb}
 LATENCY=${DC_TBF_LATENCY:-10ms}
 CC=${DC_AGG_CC:-}   # TCP congestion control in the namespaces; empty: the system's
+AGENT_NICE=${DC_AGG_AGENT_NICE:-}   # renice the members' agents (a diagnosis; empty: no)
 COPIES=${DC_AGG_COPIES:-0.25}
 TARGET=0.95
 [ "$N" -ge 2 ] || { echo "cluster_aggregate_bench: DC_AGG_NODES must be >= 2" >&2; exit 1; }
@@ -63,7 +65,8 @@ source tests/cluster/lib.sh
 cluster_up "$W"
 for ((i = 1; i <= W; i++)); do
   # Per namespace; sockets take it when created, so before the agents restart.
-  [ -z "$CC" ] || node_exec "$i" sysctl -qw net.ipv4.tcp_congestion_control="$CC" || fail "congestion control $CC refused"
+  [ -z "$CC" ] || node_exec "$i" sysctl -qw net.ipv4.tcp_congestion_control="$CC" ||
+    fail "congestion control $CC refused (a namespace may only pick one of the host's net.ipv4.tcp_allowed_congestion_control)"
 done
 CC=$(node_exec 1 sysctl -n net.ipv4.tcp_congestion_control)
 for ((i = 1; i <= N; i++)); do
@@ -74,8 +77,11 @@ done
 for ((i = 1; i <= W; i++)); do
   for ((j = 1; j <= N; j++)); do [ "$i" -eq "$j" ] || wait_member "$i" "n$j" true 30; done
 done
+if [ -n "$AGENT_NICE" ]; then
+  for ((i = 1; i <= N; i++)); do renice -n "$AGENT_NICE" -p "${CL_PID[i]}" >/dev/null || fail "renice failed"; done
+fi
 for ((i = 1; i <= N; i++)); do link_shape "$i" "$RATE" "$BURST" "$LATENCY"; done
-note "$N members + client-only warmer n$W; links of n1..n$N: tbf $RATE burst $BURST latency $LATENCY each way; TCP $CC; arena $CL_MEMORY, copies_share $COPIES; $READERS readers per member"
+note "$N members + client-only warmer n$W; links of n1..n$N: tbf $RATE burst $BURST latency $LATENCY each way; TCP $CC; agents' nice ${AGENT_NICE:-0}; arena $CL_MEMORY, copies_share $COPIES; $READERS readers per member"
 
 gen_dataset "$T/data" "$MIB" >/dev/null
 (cd "$T/data" && find . -type f -printf '%P\n' | sort) > "$T/files"
@@ -177,16 +183,22 @@ forget_pids() {
   for p in "${EXTRA_PIDS[@]}"; do [[ " $* " == *" $p "* ]] || keep+=("$p"); done
   EXTRA_PIDS=("${keep[@]}")
 }
-stat_all() {   # stat_all NAME: "bytes_peer bytes_origin" of each member, one line each
+stat_all() {   # "bytes_peer bytes_origin peer_fetch_failures" of each member, one line each
   local i
-  for ((i = 1; i <= N; i++)); do echo "$(node_stat "$i" bytes_peer) $(node_stat "$i" bytes_origin)"; done
+  for ((i = 1; i <= N; i++)); do
+    node_stats_json "$i" | "$PY" -c 'import json,sys; d = json.load(sys.stdin); print(d["bytes_peer"], d["bytes_origin"], d["peer_fetch_failures"])'
+  done
 }
-# cpu_now: "busy_jiffies all_jiffies agents_jiffies": the machine's CPU (all
-# tenants: this machine is shared) and our members' agents.
+# cpu_now: "busy_jiffies all_jiffies run_ns wait_ns": the machine's CPU (all
+# tenants: this machine is shared), then the time our members' agent threads (one
+# event loop each) ran and spent runnable waiting for a CPU (schedstat).
 cpu_now() {
-  local i a=0
-  for ((i = 1; i <= N; i++)); do a=$((a + $(awk '{print $14 + $15}' "/proc/${CL_PID[i]}/stat"))); done
-  awk -v a="$a" '/^cpu /{t = 0; for (k = 2; k <= NF; k++) t += $k; print t - $5 - $6, t, a; exit}' /proc/stat
+  local i r=0 w=0 a b
+  for ((i = 1; i <= N; i++)); do
+    read -r a b _ < "/proc/${CL_PID[i]}/schedstat"
+    r=$((r + a)); w=$((w + b))
+  done
+  awk -v r="$r" -v w="$w" '/^cpu /{t = 0; for (k = 2; k <= NF; k++) t += $k; print t - $5 - $6, t, r, w; exit}' /proc/stat
 }
 # tcp_all: TCP loss recovery summed over the members' namespaces (each has its own
 # counters): "retransmitted_segments timeouts tail_loss_probes".
@@ -200,7 +212,7 @@ tcp_all() {
 drops_all() { local i; for ((i = 1; i <= N; i++)); do link_shape_drops "$i"; done | awk '{s += $1 + $2} END {print s + 0}'; }
 
 # run_pass NAME MODE: one pass, every member reading the whole dataset at once.
-# Appends "name node peer_bytes origin_bytes secs" lines to $T/passes.
+# Appends "name node peer_bytes origin_bytes secs peer_fetch_failures" lines to $T/passes.
 run_pass() {
   local name=$1 mode=$2 i k pids=() rot
   local dir="$T/$name"
@@ -241,7 +253,7 @@ run_pass() {
   node_exec 1 ss -tmin state established "( sport = :$CL_PORT or dport = :$CL_PORT )" > "$dir/ss_n1.txt" 2>&1 || true
   local rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  echo "$cpu0 $(cpu_now) $(getconf CLK_TCK)" | awk '{printf "%.3f %.2f\n", ($4 - $1) / ($5 - $2), ($6 - $3) / $7}' > "$dir/cpu"
+  echo "$cpu0 $(cpu_now)" | awk '{printf "%.3f %.2f %.2f\n", ($5 - $1) / ($6 - $2), ($7 - $3) / 1e9, ($8 - $4) / 1e9}' > "$dir/cpu"
   exec 9>&-
   : > "$dir/stop"
   wait "$mon" || true
@@ -264,7 +276,7 @@ run_pass() {
     b=$(sed -n "${i}p" "$dir/before")
     a=$(sed -n "${i}p" "$dir/after")
     e=$(cat "$dir"/n$i.r*.end | sort -n | tail -n 1)
-    echo "$name $i $b $a $t0 $e" | awk '{printf "%s %d %d %d %.3f\n", $1, $2, $5 - $3, $6 - $4, $8 - $7}' >> "$T/passes"
+    echo "$name $i $b $a $t0 $e" | awk '{printf "%s %d %d %d %.3f %d\n", $1, $2, $6 - $3, $7 - $4, $10 - $9, $8 - $5}' >> "$T/passes"
   done
 }
 
@@ -279,21 +291,21 @@ T, N, total, link, pair, a2a, target, reps = sys.argv[1], int(sys.argv[2]), int(
 owned = [int(x) for x in sys.argv[9:9 + N]]
 rows = {}
 for line in open(os.path.join(T, 'passes')):
-    name, node, peer, origin, secs = line.split()
-    rows.setdefault(name, []).append((int(node), int(peer), int(origin), float(secs)))
+    name, node, peer, origin, secs, failures = line.split()
+    rows.setdefault(name, []).append((int(node), int(peer), int(origin), float(secs), int(failures)))
 M = 1e6
 print()
 print(f'{"pass":8} {"node":>4} {"owned MB":>9} {"peer MB":>8} {"local MB":>8} {"origin MB":>9} {"secs":>6} {"peer MB/s":>9} {"total MB/s":>10}')
 agg = {}
 for name, rs in rows.items():
     wall = max(r[3] for r in rs)
-    for node, peer, origin, secs in rs:
+    for node, peer, origin, secs, _ in rs:
         local = total - peer - origin
         print(f'{name:8} {"n%d" % node:>4} {owned[node - 1] / M:9.0f} {peer / M:8.0f} {local / M:8.0f} {origin / M:9.1f} {secs:6.2f} {peer / secs / M:9.1f} {total / secs / M:10.1f}')
     peer_sum = sum(r[1] for r in rs)
     origin_sum = sum(r[2] for r in rs)
     d = open(os.path.join(T, name, 'drops')).read().strip()
-    busy, agent_s = open(os.path.join(T, name, 'cpu')).read().split()
+    busy, agent_run, agent_wait = open(os.path.join(T, name, 'cpu')).read().split()
     retrans, rtos, probes = open(os.path.join(T, name, 'tcp')).read().split()
     # Steady state: from 1 s after the barrier until the first member finishes.
     t0 = float(open(os.path.join(T, name, 't0')).read())
@@ -307,7 +319,7 @@ for name, rs in rows.items():
     agg[name] = (peer_sum / wall, N * total / wall, steady)
     print(f'{name:8} {"all":>4} {sum(owned) / M:9.0f} {peer_sum / M:8.0f} {(N * total - peer_sum - origin_sum) / M:8.0f} {origin_sum / M:9.1f} {wall:6.2f} {peer_sum / wall / M:9.1f} {N * total / wall / M:10.1f}'
           + (f'   steady {steady / M:.1f} MB/s, {inflight:.1f} fetches in flight per peer connection' if steady else '')
-          + f', tbf drops {d}, TCP retransmitted segments {retrans}, timeouts {rtos}, loss probes {probes}; machine CPU {float(busy) * 100:.0f}% busy (all tenants), members\' agents {agent_s} core-s')
+          + f', failed peer fetches {sum(r[4] for r in rs)}, tbf drops {d}, TCP retransmitted segments {retrans}, timeouts {rtos}, loss probes {probes}; machine CPU {float(busy) * 100:.0f}% busy (all tenants), members\' agents ran {agent_run} s, waited {agent_wait} s for a CPU')
 timed = [agg[n] for n in agg if n.startswith('timed')]
 med = statistics.median(a[0] for a in timed)
 best = max(a[0] for a in timed)
