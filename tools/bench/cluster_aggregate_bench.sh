@@ -10,6 +10,7 @@
 #   DC_LINK_RATE=1gbit DC_TBF_BURST=256kb DC_TBF_LATENCY=10ms   the shaping
 #   DC_AGG_AGENT_NICE=-10    renice the members' agents (to tell CPU starvation from the rest)
 #   DC_AGG_CC=cubic          TCP congestion control in the namespaces (default: the system's)
+#   DC_AGG_COPIES=0.25       copies_share of the members
 #
 # What it measures. N serving members, each node's link shaped by tbf in both
 # directions (lib.sh link_shape). One more, client-only, unshaped node first reads
@@ -22,7 +23,7 @@
 # sum of the members' link rates, N x RATE. Bytes read from the local arena are
 # reported separately (total MB/s): they do not cross a link and would only inflate
 # the ratio. Copies: copies_share (DC_AGG_COPIES, default 0.25, set explicitly) is a
-# FIFO a fraction of what a pass pulls (about 190 of 1024 MiB per member at the
+# FIFO a fraction of what a pass pulls (about 240 of 1025 MiB per member at the
 # defaults), so a pass re-reading in the same order finds the copies of the last one
 # gone before it reaches them; the report shows it (local bytes vs bytes owned). It
 # must still hold what the readers have fetched ahead and not yet read, or blocks are
@@ -30,6 +31,10 @@
 # Baselines in the same run: iperf3 between two shaped nodes (the shaping works)
 # and iperf3 all-to-all (every member sends to every other at once: the pattern of
 # the cache, the most TCP gets out of these links).
+# Diagnosis printed per pass: fetches in flight per peer connection (dcctl peers,
+# every 0.5 s), tbf drops, TCP retransmissions/timeouts/loss probes, the machine's
+# CPU, and how long the agents ran and waited for a CPU (schedstat); with
+# DC_KEEP_TMP=1, $T/<pass>/ss_n1.txt keeps node 1's `ss -tmi` 3 s into the pass.
 # The first pass checks every byte (md5sum vs the origin, read natively); the
 # timed passes use cat. Exit 0 when it ran (targets missed included), 1 on a setup
 # failure or wrong bytes.
