@@ -660,3 +660,48 @@ wait_reader() {
   [ $rc -eq 0 ] || fail "reader $1 failed (exit $rc): $(tail -n 5 "$T/$1.log")"
   note "$1: $(tail -n 1 "$T/$1.log")"
 }
+
+# link_shape I RATE [BURST [LATENCY]]: limit node I's link to RATE (tc syntax,
+# e.g. "1gbit") in both directions with a token bucket (tbf): on the egress of the
+# node's eth0 (what it sends) and of the hub's vethI (what it receives). BURST is
+# the bucket (default 256kb): at least one 64 KiB GSO packet, or tbf splits every
+# veth super-packet into MTU segments (CPU); any excess over RATE it allows is at
+# most BURST per measurement, nothing over seconds. LATENCY (default 10ms) bounds
+# the queue behind the bucket (limit = RATE x LATENCY + BURST): deep enough that a
+# few TCP flows converging on one receiver keep the link busy, shallow enough that
+# the drops tell TCP the rate. netem is not needed (and not in every kernel).
+link_shape() {
+  local i=$1 rate=$2 burst=${3:-256kb} latency=${4:-10ms}
+  cl_check_node "$i"
+  ip netns exec "${CL_NS[i]}" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency "$latency" ||
+    fail "link_shape $i: tc tbf on eth0 refused (sch_tbf?)"
+  ip netns exec "$CL_HUB" tc qdisc replace dev "veth$i" root tbf rate "$rate" burst "$burst" latency "$latency" ||
+    fail "link_shape $i: tc tbf on the hub's veth$i refused"
+}
+
+# link_shape_drops I: packets tbf dropped on node I's link, "sent received".
+link_shape_drops() {
+  local i=$1 a b
+  cl_check_node "$i"
+  a=$(ip netns exec "${CL_NS[i]}" tc -s qdisc show dev eth0 | awk '/dropped/ {gsub(",", "", $7); print $7; exit}')
+  b=$(ip netns exec "$CL_HUB" tc -s qdisc show dev "veth$i" | awk '/dropped/ {gsub(",", "", $7); print $7; exit}')
+  echo "${a:-0} ${b:-0}"
+}
+
+# node_set_cluster_option I KEY VALUE: set KEY in node I's [cluster] section (for
+# keys cl_write_config does not write, e.g. copies_share). Takes effect at the
+# agent's next start (node_kill + node_start).
+node_set_cluster_option() {
+  local i=$1 key=$2 value=$3
+  cl_check_node "$i"
+  "$PY" - "$T/n$i/agent.toml" "$key" "$value" <<'EOP' || fail "node_set_cluster_option $i $key"
+import re, sys
+path, key, value = sys.argv[1:4]
+lines = open(path).read().splitlines()
+start = lines.index('[cluster]') + 1
+end = next((k for k in range(start, len(lines)) if lines[k].startswith('[')), len(lines))
+body = [l for l in lines[start:end] if not re.match(r'\s*' + re.escape(key) + r'\s*=', l)]
+lines[start:end] = [f'{key} = {value}'] + body
+open(path, 'w').write('\n'.join(lines) + '\n')
+EOP
+}
