@@ -21,7 +21,10 @@ struct LinkLoad {
 
 struct LinkLimits {
   size_t max_links = 4;                  // connections per peer, at least 1
-  uint64_t grow_in_flight = 2ull << 20;  // bytes in flight per connection before another opens
+  // Bytes in flight on each connection before another opens: a socket buffer's
+  // worth (4 MiB, peer_util.h tune_socket), so a new request would otherwise wait
+  // behind a full buffer of replies on every connection.
+  uint64_t grow_in_flight = 4ull << 20;
   uint64_t idle_ms = 10000;              // a connection other than the first closes after this
 };
 
