@@ -129,19 +129,28 @@ note "back to 1 connection after idling; no fetch failed"
 # Phase 2: cut one extra connection mid-traffic (ss -K, from the outside). Its own
 # fetches fail over to the origin; the member stays up on the others; bytes right.
 find "$T/data" -mindepth 1 -delete  # not the root itself: the agent holds it open
-gen_dataset "$T/data" 160 8 >/dev/null
+gen_dataset "$T/data" 96 8 >/dev/null
 md5_ref "$T/data" "$T/ref.json"
+# Owner's link paced to 25 MB/s (tbf): the reads last a few seconds, so the cut
+# finds replies pending on the connection it cuts.
+paced=0
+ip netns exec "${CL_NS[1]}" tc qdisc replace dev eth0 root tbf rate 200mbit burst 256kb latency 400ms 2>/dev/null &&
+  paced=1
 (
-  for _ in $(seq 1 400); do
-    # Any one of them: the member must stay up on the others, whichever is cut.
-    if [ "$(peer_field connections 2>/dev/null)" -ge 2 ] 2>/dev/null; then
-      port=$(ip netns exec "${CL_NS[2]}" ss -tnH state established dst "$(node_addr 1):$CL_PORT" |
-        awk '{print $3}' | sed 's/.*://' | sort -n | tail -n 1)
-      ip netns exec "${CL_NS[2]}" ss -K state established dst "$(node_addr 1):$CL_PORT" sport = ":$port" \
-        >/dev/null 2>&1 && echo "$port" > "$T/killed"
+  for _ in $(seq 1 1000); do
+    # Any one of them: the member must stay up on the others, whichever is cut
+    # (dcctl confirms a second one is up, not just connected). The busiest socket
+    # (most bytes received) is the likeliest to have replies pending on it.
+    if [ "$(established_to_owner | wc -l)" -ge 2 ] && [ "$(peer_field connections 2>/dev/null)" -ge 2 ] 2>/dev/null; then
+      port=$(ip netns exec "${CL_NS[2]}" ss -tinH state established dst "$(node_addr 1):$CL_PORT" |
+        awk '/^[0-9]/ {split($3, a, ":"); port = a[length(a)]; next}
+             match($0, /bytes_received:[0-9]+/) {print substr($0, RSTART + 15, RLENGTH - 15), port}' |
+        sort -n | tail -n 1 | cut -d' ' -f2)
+      [ -n "$port" ] && ip netns exec "${CL_NS[2]}" ss -K state established dst "$(node_addr 1):$CL_PORT" \
+        sport = ":$port" >/dev/null 2>&1 && echo "$port" > "$T/killed"
       exit 0
     fi
-    sleep 0.02
+    sleep 0.01
   done
 ) &
 killer=$!
@@ -158,5 +167,13 @@ else
   [ "$(peer_field joins)" -eq 1 ] || fail "n1 left placement when one of its connections broke"
   [ "$(peer_field state)" = up ] || fail "n1 is $(peer_field state) after one of its connections broke"
   [ "$(peer_field errors)" -ge 1 ] || fail "the broken connection was not counted as an error"
+  # Only the cut connection's own fetches failed: as many as it had pending.
+  own=$(grep "a connection to n1 broke" "$(node_log 2)" | tail -n 1 | grep -o '[0-9]* fetch(es) fail over' |
+    cut -d' ' -f1)
+  [ "$failed" -eq "${own:-0}" ] || fail "$failed fetches failed, but the cut connection had ${own:-0} pending"
+  if [ "$paced" -eq 1 ]; then
+    [ "$failed" -ge 1 ] || fail "the cut connection had no fetch pending: its failover was not exercised"
+    [ "$(node_stat 2 bytes_origin)" -gt 0 ] || fail "fetches failed over, but node 2 read nothing from the origin"
+  fi
 fi
 note "conns ok"
