@@ -19,9 +19,9 @@ namespace {
 void usage(FILE* out) {
   fprintf(out,
           "usage: dcctl [--socket PATH] stats|ring|peers [--json]\n"
-          "  stats   counters of the agent and of the shims it serves\n"
+          "  stats   counters of the agent and of the shims it serves, and per peer\n"
           "  ring    cluster members, weights, liveness and each one's share of blocks\n"
-          "  peers   connections to other members: state, bytes, errors\n"
+          "  peers   other members: state, connections, requests in flight, bytes, errors\n"
           "The agent's socket is --socket, else $DC_SOCKET, else /run/dc/agent.sock.\n");
 }
 
@@ -52,50 +52,6 @@ bool request(int fd, const void* req, size_t len, std::vector<uint8_t>* reply) {
 bool is_bytes(const std::string& name) {
   return name.rfind("bytes_", 0) == 0 || name.rfind("cache_bytes", 0) == 0 || name == "page_size" ||
          name == "block_size";
-}
-
-int cmd_stats(int fd, bool json) {
-  dc::ctl::StatsRequest req{dc::ctl::make_header(dc::ctl::Op::kStats, sizeof req, 2)};
-  std::vector<uint8_t> rep;
-  if (!request(fd, &req, sizeof req, &rep) || rep.size() < sizeof(dc::ctl::StatsReply)) {
-    fprintf(stderr, "dcctl: no stats reply from the agent\n");
-    return 1;
-  }
-  dc::ctl::StatsReply h;
-  memcpy(&h, rep.data(), sizeof h);
-  if (h.count > (rep.size() - sizeof h) / sizeof(dc::ctl::StatEntry)) {
-    fprintf(stderr, "dcctl: malformed stats reply\n");
-    return 1;
-  }
-  std::vector<std::pair<std::string, uint64_t>> stats;
-  for (uint32_t i = 0; i < h.count; ++i) {
-    dc::ctl::StatEntry e;
-    memcpy(&e, rep.data() + sizeof h + i * sizeof e, sizeof e);
-    e.name[sizeof e.name - 1] = '\0';
-    stats.emplace_back(e.name, e.value);
-  }
-  if (json) {
-    printf("{");
-    for (size_t i = 0; i < stats.size(); ++i)
-      printf("%s\"%s\": %llu", i ? ", " : "", stats[i].first.c_str(),
-             static_cast<unsigned long long>(stats[i].second));
-    printf("}\n");
-    return 0;
-  }
-  uint64_t hits = 0, misses = 0, fallbacks = 0;
-  for (auto& [k, v] : stats) {
-    if (k == "hit_reads") hits = v;
-    if (k == "miss_reads") misses = v;
-    if (k == "fallback_reads") fallbacks = v;
-  }
-  printf("%-26s %s\n", "STAT", "VALUE");
-  for (auto& [k, v] : stats) {
-    if (is_bytes(k)) printf("%-26s %s\n", k.c_str(), dc::format_size(v).c_str());
-    else printf("%-26s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
-  }
-  const uint64_t reads = hits + misses + fallbacks;
-  if (reads) printf("%-26s %.1f%%\n", "hit_ratio", 100.0 * static_cast<double>(hits) / static_cast<double>(reads));
-  return 0;
 }
 
 // A flat reading of the agent's JSON (objects of scalars, arrays of such objects)
@@ -146,17 +102,70 @@ void parse_rows(const std::string& j, Row* top, std::vector<Row>* rows) {
   }
 }
 
-int cmd_text(int fd, dc::ctl::Op op, bool json) {
+bool request_text(int fd, dc::ctl::Op op, std::string* text) {
   dc::ctl::MsgHeader req = dc::ctl::make_header(op, sizeof(dc::ctl::MsgHeader), 3);
   std::vector<uint8_t> rep;
-  if (!request(fd, &req, sizeof req, &rep) || rep.size() < sizeof(dc::ctl::TextReply)) {
+  if (!request(fd, &req, sizeof req, &rep) || rep.size() < sizeof(dc::ctl::TextReply)) return false;
+  dc::ctl::TextReply h;
+  memcpy(&h, rep.data(), sizeof h);
+  text->assign(reinterpret_cast<const char*>(rep.data()) + sizeof h, std::min<size_t>(h.length, rep.size() - sizeof h));
+  return true;
+}
+
+// The JSON array that follows "KEY": in the agent's text, brackets matched
+// outside strings; empty if there is none or it is cut short.
+std::string json_array(const std::string& j, const std::string& key) {
+  size_t at = j.find("\"" + key + "\": [");
+  if (at == std::string::npos) return "";
+  at = j.find('[', at);
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = at; i < j.size(); ++i) {
+    const char c = j[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if ((c == ']' || c == '}') && --depth == 0) {
+      return j.substr(at, i - at + 1);
+    }
+  }
+  return "";
+}
+
+// Columns of `dcctl peers` (the JSON has more); byte counts made readable.
+bool peer_column(const std::string& k) {
+  for (const char* c : {"id", "address", "state", "connections", "in_flight", "fetches", "bytes_in", "bytes_out",
+                        "errors", "last_error"})
+    if (k == c) return true;
+  return false;
+}
+
+void print_rows(std::vector<Row>& rows, bool peers) {
+  if (rows.empty()) return;
+  for (auto& [k, v] : rows[0])
+    if (!peers || peer_column(k)) printf("%-16s", k.c_str());
+  printf("\n");
+  for (auto& row : rows) {
+    for (auto& [k, v] : row) {
+      if (peers && !peer_column(k)) continue;
+      if (peers && k.rfind("bytes_", 0) == 0) v = dc::format_size(strtoull(v.c_str(), nullptr, 10));
+      if (v.size() > 15) v = v.substr(0, 15);
+      printf("%-16s", v.c_str());
+    }
+    printf("\n");
+  }
+}
+
+int cmd_text(int fd, dc::ctl::Op op, bool json) {
+  std::string text;
+  if (!request_text(fd, op, &text)) {
     fprintf(stderr, "dcctl: no reply from the agent\n");
     return 1;
   }
-  dc::ctl::TextReply h;
-  memcpy(&h, rep.data(), sizeof h);
-  std::string text(reinterpret_cast<const char*>(rep.data()) + sizeof h,
-                   std::min<size_t>(h.length, rep.size() - sizeof h));
   if (json) {
     printf("%s\n", text.c_str());
     return 0;
@@ -165,16 +174,62 @@ int cmd_text(int fd, dc::ctl::Op op, bool json) {
   std::vector<Row> rows;
   parse_rows(text, &top, &rows);
   for (auto& [k, v] : top) printf("%s: %s\n", k.c_str(), v.c_str());
-  if (rows.empty()) return 0;
-  for (auto& [k, v] : rows[0]) printf("%-16s", k.c_str());
-  printf("\n");
-  for (auto& row : rows) {
-    for (auto& [k, v] : row) {
-      if (v.size() > 15) v = v.substr(0, 15);
-      printf("%-16s", v.c_str());
-    }
-    printf("\n");
+  print_rows(rows, op == dc::ctl::Op::kPeers);
+  return 0;
+}
+
+int cmd_stats(int fd, bool json) {
+  dc::ctl::StatsRequest req{dc::ctl::make_header(dc::ctl::Op::kStats, sizeof req, 2)};
+  std::vector<uint8_t> rep;
+  if (!request(fd, &req, sizeof req, &rep) || rep.size() < sizeof(dc::ctl::StatsReply)) {
+    fprintf(stderr, "dcctl: no stats reply from the agent\n");
+    return 1;
   }
+  dc::ctl::StatsReply h;
+  memcpy(&h, rep.data(), sizeof h);
+  if (h.count > (rep.size() - sizeof h) / sizeof(dc::ctl::StatEntry)) {
+    fprintf(stderr, "dcctl: malformed stats reply\n");
+    return 1;
+  }
+  std::vector<std::pair<std::string, uint64_t>> stats;
+  for (uint32_t i = 0; i < h.count; ++i) {
+    dc::ctl::StatEntry e;
+    memcpy(&e, rep.data() + sizeof h + i * sizeof e, sizeof e);
+    e.name[sizeof e.name - 1] = '\0';
+    stats.emplace_back(e.name, e.value);
+  }
+  // Per-peer figures come from the agent's peers JSON (empty if not in a cluster).
+  std::string peers_text, peers;
+  const bool have_peers = request_text(fd, dc::ctl::Op::kPeers, &peers_text);
+  if (have_peers) peers = json_array(peers_text, "peers");
+  if (json) {
+    if (have_peers && peers.empty() && peers_text.find("not in a cluster") == std::string::npos)
+      fprintf(stderr, "dcctl: the agent's peer list was cut short; \"peers\" is left empty\n");
+    printf("{");
+    for (size_t i = 0; i < stats.size(); ++i)
+      printf("%s\"%s\": %llu", i ? ", " : "", stats[i].first.c_str(),
+             static_cast<unsigned long long>(stats[i].second));
+    printf("%s\"peers\": %s}\n", stats.empty() ? "" : ", ", peers.empty() ? "[]" : peers.c_str());
+    return 0;
+  }
+  uint64_t hits = 0, misses = 0, fallbacks = 0;
+  for (auto& [k, v] : stats) {
+    if (k == "hit_reads") hits = v;
+    if (k == "miss_reads") misses = v;
+    if (k == "fallback_reads") fallbacks = v;
+  }
+  printf("%-26s %s\n", "STAT", "VALUE");
+  for (auto& [k, v] : stats) {
+    if (is_bytes(k)) printf("%-26s %s\n", k.c_str(), dc::format_size(v).c_str());
+    else printf("%-26s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+  }
+  const uint64_t reads = hits + misses + fallbacks;
+  if (reads) printf("%-26s %.1f%%\n", "hit_ratio", 100.0 * static_cast<double>(hits) / static_cast<double>(reads));
+  Row top;
+  std::vector<Row> rows;
+  parse_rows("{\"peers\": " + peers + "}", &top, &rows);
+  if (!rows.empty()) printf("\n");
+  print_rows(rows, true);
   return 0;
 }
 

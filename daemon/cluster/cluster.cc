@@ -1,9 +1,9 @@
+// The cluster's members and placement, the listening socket, dispatch of peer
+// connection events, and the JSON for dcctl. The client side (connections to
+// members, fetching) is in cluster_client.cc, the server side in cluster_server.cc.
 #include "daemon/cluster/cluster.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,27 +14,15 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "daemon/cluster/link_policy.h"
 #include "daemon/cluster/peer_util.h"
-#include "daemon/net/auth.h"
-#include "daemon/net/crc32c.h"
 
 namespace dc {
 namespace {
 
-using peer_util::fill_id;
-using peer_util::id_of;
-using peer_util::tune_socket;
+using peer_util::split_host_port;
 
 constexpr uint64_t kListenId = 0;
-constexpr uint64_t kReconnectMs = 500;
-
-bool split_host_port(const std::string& a, std::string* host, std::string* port) {
-  auto colon = a.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = a.substr(0, colon);
-  *port = a.substr(colon + 1);
-  return true;
-}
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -54,7 +42,10 @@ const char* state_name(int s) {
 }  // namespace
 
 Cluster::Cluster(const ClusterConfig& config, std::string secret, Hooks hooks)
-    : config_(config), secret_(std::move(secret)), hooks_(std::move(hooks)) {
+    : config_(config),
+      secret_(std::move(secret)),
+      hooks_(std::move(hooks)),
+      limits_{config.max_connections_per_peer, LinkLimits{}.grow_in_flight, config.connection_idle_ms} {
   for (const auto& p : config_.peers) {
     auto r = std::make_unique<Remote>();
     r->config = p;
@@ -152,7 +143,7 @@ Status Cluster::start(int epoll_fd, uint64_t (*tag)(uint64_t)) {
 std::vector<bool> Cluster::live_mask() const {
   std::vector<bool> live(member_ids_.size(), false);
   if (self_member_ >= 0) live[self_member_] = true;
-  for (const auto& r : remotes_) live[r->member] = r->state == State::kUp;
+  for (const auto& r : remotes_) live[r->member] = r->live();
   return live;
 }
 
@@ -165,151 +156,14 @@ int Cluster::owner(FileKey key, uint64_t block) const {
   return kNoOwner;
 }
 
-// ---- client side: connecting to members and fetching from them ----
-
-void Cluster::connect_remote(Remote& r, uint64_t now_ms) {
-  r.next_connect_ms = now_ms + kReconnectMs;
-  std::string host, port;
-  split_host_port(r.config.address, &host, &port);
-  addrinfo hints{}, *res = nullptr;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;  // no DNS on the event loop
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res) {
-    r.last_error = "cannot parse address " + r.config.address;
-    return;
-  }
-  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    freeaddrinfo(res);
-    return;
-  }
-  tune_socket(fd);
-  int rc = connect(fd, res->ai_addr, res->ai_addrlen);
-  freeaddrinfo(res);
-  if (rc != 0 && errno != EINPROGRESS) {
-    r.last_error = std::string("connect: ") + strerror(errno);
-    close(fd);
-    return;
-  }
-  const uint64_t id = next_conn_id_++;
-  r.conn = std::make_unique<PeerConn>(fd, id);
-  r.state = State::kConnecting;
-  remote_by_conn_[id] = &r;
-  watch(fd, id, true, true);  // writable when the connection completes
-}
-
-void Cluster::remote_down(Remote& r, const std::string& why) {
-  if (r.state == State::kUp)
-    DC_LOG_WARN("cluster: member %s leaves placement: %s", r.config.id.c_str(), why.c_str());
-  if (r.conn) {
-    remote_by_conn_.erase(r.conn->id());
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, r.conn->fd(), nullptr);
-    r.conn.reset();
-  }
-  r.state = State::kDown;
-  r.last_error = why;
-  ++r.errors;
-  auto pending = std::move(r.pending);
-  r.pending.clear();
-  for (auto& [id, p] : pending) {
-    ++counters_.peer_fetch_failures;
-    hooks_.fetched(p.cookie, false, false);
-  }
-}
-
-bool Cluster::fetch(int member, FileKey key, uint64_t block, uint32_t length, const std::string& dataset,
-                    const std::string& path, const std::vector<iovec>& dest, uint64_t cookie) {
-  if (member < 0 || member >= static_cast<int>(remotes_.size())) return false;
-  Remote& r = *remotes_[member];
-  if (r.state != State::kUp) return false;
-  std::vector<uint8_t> body(sizeof(peer::FetchBody) + dataset.size() + path.size());
-  peer::FetchBody f{key.hi, key.lo, block, 0, length, static_cast<uint16_t>(dataset.size()),
-                    static_cast<uint16_t>(path.size()), 0};
-  memcpy(body.data(), &f, sizeof f);
-  memcpy(body.data() + sizeof f, dataset.data(), dataset.size());
-  memcpy(body.data() + sizeof f + dataset.size(), path.data(), path.size());
-  const uint32_t id = r.next_request++;
-  r.pending[id] = Pending{cookie, dest, length, 0};
-  r.conn->send(peer::Op::kFetch, id, body.data(), static_cast<uint32_t>(body.size()));
-  ++counters_.peer_fetches;
-  return true;
-}
-
-bool Cluster::on_remote_message(Remote& r, const peer::Header& h, const uint8_t* body, size_t len,
-                                uint32_t data_len, std::vector<iovec>* data_dest) {
-  r.last_heard_ms = now_ms_;
-  switch (static_cast<peer::Op>(h.op)) {
-    case peer::Op::kChallenge: {
-      if (r.state != State::kHelloSent || len != sizeof(peer::ChallengeBody)) return false;
-      peer::ChallengeBody c;
-      memcpy(&c, body, sizeof c);
-      AuthProof proof;
-      memcpy(proof.data(), c.proof, proof.size());
-      const std::string their_id = id_of(c.node_id);
-      if (their_id != r.config.id || !verify(secret_, kAuthRoleServer, c.nonce, r.nonce, their_id, proof)) {
-        r.last_error = "server failed authentication";
-        return false;
-      }
-      peer::AuthBody a;
-      const AuthProof mine = prove(secret_, kAuthRoleClient, r.nonce, c.nonce, config_.node_id);
-      memcpy(a.proof, mine.data(), sizeof a.proof);
-      r.conn->send(peer::Op::kAuth, h.request_id, &a, sizeof a);
-      return true;
-    }
-    case peer::Op::kAuthOk:
-      if (r.state != State::kHelloSent) return false;
-      r.state = State::kUp;
-      ++r.ups;
-      DC_LOG_INFO("cluster: member %s joins placement (%s)", r.config.id.c_str(), r.config.address.c_str());
-      return true;
-    case peer::Op::kPong:
-      return r.state == State::kUp;
-    case peer::Op::kFetchReply: {
-      if (r.state != State::kUp || len != sizeof(peer::FetchReplyBody)) return false;
-      peer::FetchReplyBody rep;
-      memcpy(&rep, body, sizeof rep);
-      auto it = r.pending.find(h.request_id);
-      if (it == r.pending.end()) return true;  // answered after we gave up: discard its data
-      Pending& p = it->second;
-      if (rep.status != 0 || rep.length != p.length || data_len != rep.length) {
-        const uint64_t cookie = p.cookie;
-        r.pending.erase(it);
-        ++counters_.peer_fetch_failures;
-        hooks_.fetched(cookie, false, false);
-        return true;  // data, if any, is discarded
-      }
-      p.crc = rep.data_crc;
-      *data_dest = p.dest;
-      return true;
-    }
-    default:
-      return false;
-  }
-}
-
-void Cluster::on_data(PeerConn& c, uint32_t request_id) {
-  auto rit = remote_by_conn_.find(c.id());
-  if (rit == remote_by_conn_.end()) return;
-  Remote& r = *rit->second;
-  auto it = r.pending.find(request_id);
-  if (it == r.pending.end()) return;
-  Pending p = std::move(it->second);
-  r.pending.erase(it);
-  // One pass over the bytes, now that they are in place.
-  const bool ok = crc32c_iov(p.dest.data(), static_cast<int>(p.dest.size())) == p.crc;
-  r.bytes_in += p.length;
-  if (ok) counters_.bytes_peer += p.length;
-  else ++counters_.peer_crc_errors;
-  hooks_.fetched(p.cookie, ok, !ok);
-}
-
 // ---- dispatch ----
 
 bool Cluster::on_message(PeerConn& c, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
                          std::vector<iovec>* data_dest) {
-  if (auto r = remote_by_conn_.find(c.id()); r != remote_by_conn_.end())
-    return on_remote_message(*r->second, h, body, len, data_len, data_dest);
+  if (auto r = remote_by_conn_.find(c.id()); r != remote_by_conn_.end()) {
+    Link* l = link_of(*r->second, c.id());
+    return l && on_remote_message(*r->second, *l, h, body, len, data_len, data_dest);
+  }
   if (auto in = inbound_.find(c.id()); in != inbound_.end()) {
     if (data_len) return false;  // peers send us no data bodies
     return on_inbound_message(in->second, h, body, len);
@@ -323,32 +177,7 @@ void Cluster::on_event(uint64_t id, uint32_t events) {
     return;
   }
   if (auto rit = remote_by_conn_.find(id); rit != remote_by_conn_.end()) {
-    Remote& r = *rit->second;
-    if (r.state == State::kConnecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-      int err = 0;
-      socklen_t l = sizeof err;
-      getsockopt(r.conn->fd(), SOL_SOCKET, SO_ERROR, &err, &l);
-      if (err) {
-        remote_down(r, std::string("connect: ") + strerror(err));
-        return;
-      }
-      random_nonce(r.nonce);
-      peer::HelloBody hello;
-      fill_id(hello.node_id, config_.node_id);
-      memcpy(hello.nonce, r.nonce, sizeof hello.nonce);
-      r.conn->send(peer::Op::kHello, 0, &hello, sizeof hello);
-      r.state = State::kHelloSent;
-      r.last_heard_ms = now_ms_;
-    }
-    if ((events & EPOLLIN) && !r.conn->on_readable(*this)) {
-      remote_down(r, r.conn ? r.conn->error() : "closed");
-      return;
-    }
-    if (r.conn && !r.conn->flush()) {
-      remote_down(r, r.conn->error());
-      return;
-    }
-    if (r.conn) watch(r.conn->fd(), id, r.conn->wants_write(), false);
+    on_link_event(*rit->second, id, events);
     return;
   }
   auto it = inbound_.find(id);
@@ -365,37 +194,6 @@ void Cluster::on_event(uint64_t id, uint32_t events) {
     return;
   }
   watch(it->second.conn->fd(), id, it->second.conn->wants_write(), false);
-}
-
-void Cluster::flush_all() {
-  for (auto& r : remotes_) {
-    if (!r->conn || r->state == State::kConnecting) continue;
-    if (!r->conn->flush()) remote_down(*r, r->conn->error());
-    else watch(r->conn->fd(), r->conn->id(), r->conn->wants_write(), false);
-  }
-}
-
-void Cluster::tick(uint64_t now_ms) {
-  now_ms_ = now_ms;
-  for (auto& rp : remotes_) {
-    Remote& r = *rp;
-    if (r.state == State::kDown) {
-      if (now_ms >= r.next_connect_ms) connect_remote(r, now_ms);
-      continue;
-    }
-    // Silent for too long (dead process, cut link, hung peer): out of placement.
-    if (now_ms - r.last_heard_ms > config_.member_timeout_ms) {
-      remote_down(r, "no answer for " + std::to_string(config_.member_timeout_ms) + " ms");
-      r.next_connect_ms = now_ms + kReconnectMs;
-      continue;
-    }
-    if (r.state == State::kUp && now_ms - r.last_ping_ms >= config_.member_timeout_ms / 4) {
-      r.conn->send(peer::Op::kPing, 0, nullptr, 0);
-      r.last_ping_ms = now_ms;
-    }
-  }
-  flush_all();
-  poll_sends();
 }
 
 // ---- introspection for dcctl ----
@@ -425,16 +223,26 @@ std::string Cluster::peers_json() const {
   out << "{\"peers\": [";
   bool first = true;
   for (const auto& r : remotes_) {
+    size_t up = 0;
+    uint64_t sent = r->sent_closed, in_flight_bytes = 0;
+    for (const auto& l : r->links) {
+      up += l->state == State::kUp ? 1 : 0;
+      sent += l->conn->bytes_sent();
+      in_flight_bytes += l->in_flight_bytes;
+    }
     out << (first ? "" : ", ") << "{\"id\": \"" << json_escape(r->config.id) << "\", \"address\": \""
-        << json_escape(r->config.address) << "\", \"state\": \"" << state_name(static_cast<int>(r->state))
-        << "\", \"connections\": " << (r->conn ? 1 : 0) << ", \"in_flight\": " << r->pending.size()
-        << ", \"bytes_received\": " << r->bytes_in << ", \"errors\": " << r->errors << ", \"joins\": " << r->ups
-        << ", \"last_error\": \"" << json_escape(r->last_error) << "\"}";
+        << json_escape(r->config.address) << "\", \"state\": \"" << state_name(static_cast<int>(r->state()))
+        << "\", \"connections\": " << up << ", \"connections_opening\": " << r->links.size() - up
+        << ", \"connections_opened\": " << r->links_opened << ", \"in_flight\": " << r->in_flight()
+        << ", \"in_flight_bytes\": " << in_flight_bytes << ", \"fetches\": " << r->fetches
+        << ", \"bytes_in\": " << r->bytes_in << ", \"bytes_out\": " << sent << ", \"errors\": " << r->errors
+        << ", \"joins\": " << r->ups << ", \"last_error\": \"" << json_escape(r->last_error) << "\"}";
     first = false;
   }
   size_t authed = 0;
   for (const auto& [id, in] : inbound_) authed += in.authed ? 1 : 0;
-  out << "], \"inbound_connections\": " << authed << "}";
+  out << "], \"inbound_connections\": " << authed << ", \"max_connections_per_peer\": " << limits_.max_links
+      << "}";
   return out.str();
 }
 

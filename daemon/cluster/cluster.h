@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "daemon/cluster/link_policy.h"
 #include "daemon/cluster/peer_conn.h"
 #include "daemon/config/config.h"
 #include "daemon/ring/placement.h"
@@ -97,17 +98,38 @@ class Cluster : public PeerConnHandler {
     uint32_t crc = 0;
   };
   enum class State { kDown, kConnecting, kHelloSent, kUp };
+  // One authenticated connection to a member. Requests in flight belong to the
+  // connection they were sent on: if it breaks, only they fail over.
+  struct Link {
+    std::unique_ptr<PeerConn> conn;
+    State state = State::kConnecting;
+    uint8_t nonce[peer::kNonceBytes];
+    uint64_t opened_ms = 0;     // connect() called: the handshake must end within member_timeout
+    uint64_t last_used_ms = 0;  // last request sent or answer received (idle close)
+    uint64_t in_flight_bytes = 0;
+    std::unordered_map<uint32_t, Pending> pending;
+  };
+  // A member and its connections: links[0] is the first (carries the pings, never
+  // closed for being idle); more open while every one is busy, up to
+  // max_connections_per_peer, and close again after connection_idle.
   struct Remote {
     PeerConfig config;
     int member = 0;  // index in placement
-    State state = State::kDown;
-    std::unique_ptr<PeerConn> conn;
-    uint8_t nonce[peer::kNonceBytes];
+    std::vector<std::unique_ptr<Link>> links;
     uint64_t last_heard_ms = 0, next_connect_ms = 0, last_ping_ms = 0;
-    uint32_t next_request = 1;
-    std::unordered_map<uint32_t, Pending> pending;
-    uint64_t bytes_in = 0, bytes_out = 0, errors = 0, ups = 0;
+    uint64_t next_grow_ms = 0;  // after a connection failed to open, wait before another
+    uint32_t next_request = 1;  // request ids are unique across the member's links
+    // Figures for dcctl: block bytes received right; requests sent; errors (broken
+    // connections, failed fetches, CRC mismatches); times it joined placement;
+    // connections opened. bytes_out counts every byte sent on our connections to
+    // it (requests, pings, handshakes): sent_closed keeps those of closed ones.
+    uint64_t bytes_in = 0, fetches = 0, errors = 0, ups = 0, links_opened = 0;
+    uint64_t sent_closed = 0;
     std::string last_error;
+    bool live() const;
+    State state() const;  // kUp if any link is, else the first link's state
+    size_t in_flight() const;
+    std::vector<LinkLoad> loads() const;  // links[i] -> loads()[i]
   };
   struct Inbound {
     std::unique_ptr<PeerConn> conn;
@@ -118,11 +140,19 @@ class Cluster : public PeerConnHandler {
     uint8_t peer_nonce[peer::kNonceBytes];
   };
 
-  void connect_remote(Remote& r, uint64_t now_ms);
+  bool connect_remote(Remote& r, uint64_t now_ms);  // opens one more link
   void remote_down(Remote& r, const std::string& why);
+  // Closes one link; its pending fetches fail over (to the origin, by the agent).
+  // `broken`: an error to count and log, not an idle close.
+  void close_link(Remote& r, size_t index, const std::string& why, bool broken);
+  void on_link_up(Remote& r, Link& l);
+  void on_link_event(Remote& r, uint64_t conn_id, uint32_t events);
+  Link* link_of(Remote& r, uint64_t conn_id, size_t* index = nullptr);
+  void maybe_grow(Remote& r);
+  void close_idle_links(Remote& r);
   void accept_peers();
   void drop_inbound(uint64_t id, const std::string& why);
-  bool on_remote_message(Remote& r, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
+  bool on_remote_message(Remote& r, Link& l, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
                          std::vector<iovec>* data_dest);
   bool on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len);
   void watch(int fd, uint64_t id, bool want_write, bool add);
@@ -132,11 +162,12 @@ class Cluster : public PeerConnHandler {
   ClusterConfig config_;
   std::string secret_;
   Hooks hooks_;
+  LinkLimits limits_;
   std::unique_ptr<Placement> placement_;
   std::vector<std::string> member_ids_;  // placement order
   int self_member_ = -1;                  // -1 if client-only
   std::vector<std::unique_ptr<Remote>> remotes_;
-  std::unordered_map<uint64_t, Remote*> remote_by_conn_;
+  std::unordered_map<uint64_t, Remote*> remote_by_conn_;  // conn id of any link -> its member
   std::map<uint64_t, Inbound> inbound_;
   int epoll_fd_ = -1;
   uint64_t (*tag_)(uint64_t) = nullptr;

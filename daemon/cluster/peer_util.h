@@ -24,6 +24,14 @@ inline void tune_socket(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
 }
 
+inline bool split_host_port(const std::string& a, std::string* host, std::string* port) {
+  auto colon = a.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = a.substr(0, colon);
+  *port = a.substr(colon + 1);
+  return true;
+}
+
 inline void fill_id(char (&out)[peer::kMaxNodeId], const std::string& id) {
   memset(out, 0, sizeof out);
   memcpy(out, id.data(), std::min(id.size(), sizeof out - 1));

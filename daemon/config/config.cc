@@ -191,7 +191,8 @@ Result<double> weight_value(const toml::node& node, const std::string& key, cons
 Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
   if (auto s = check_keys(t, "cluster.",
                           {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout",
-                           "copies_share", "membership", "etcd", "send"},
+                           "copies_share", "membership", "etcd", "send",
+                           "max_connections_per_peer", "connection_idle"},
                           src);
       !s)
     return s;
@@ -235,6 +236,17 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
     auto v = n->value<double>();
     if (!v || *v < 0.05 || *v > 0.9) return key_error(src, n, "cluster.copies_share", "expected a number from 0.05 to 0.9");
     k.copies_share = *v;
+  }
+  if (auto* n = t.get("max_connections_per_peer")) {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 1 || *v > 64)
+      return key_error(src, n, "cluster.max_connections_per_peer", "expected a number from 1 to 64");
+    k.max_connections_per_peer = static_cast<uint32_t>(*v);
+  }
+  if (auto* n = t.get("connection_idle")) {
+    auto v = duration_ms(*n, "cluster.connection_idle", src);
+    if (!v) return v.error();
+    k.connection_idle_ms = *v;
   }
   if (auto* n = t.get("membership")) {
     auto v = string_value(*n, "cluster.membership", src);
@@ -410,7 +422,8 @@ std::string describe_config(const Config& c) {
   if (c.cluster.enabled) {
     out << "\n  cluster node " << c.cluster.node_id << (c.cluster.serve ? " serving on " + c.cluster.listen : " (client only)")
         << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)"
-        << ", send " << c.cluster.send;
+        << ", send " << c.cluster.send
+        << ", up to " << c.cluster.max_connections_per_peer << " connection(s) per peer";
   }
   return out.str();
 }

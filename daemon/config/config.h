@@ -31,6 +31,8 @@ struct ClusterConfig {
   std::string secret_file;        // shared cluster secret (HMAC key), mode 0600
   uint32_t member_timeout_ms = 5000;  // silence after which a member leaves placement
   double copies_share = 0.25;     // arena share for copies of blocks owned elsewhere
+  uint32_t max_connections_per_peer = 4;  // connections to one member, opened as traffic grows
+  uint32_t connection_idle_ms = 10000;    // an extra connection idle this long is closed
   std::string membership = "static";  // "static" ([[peer]]) or "etcd"
   std::vector<std::string> etcd;  // host:port endpoints for membership = "etcd"
   std::vector<PeerConfig> peers;

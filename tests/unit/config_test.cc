@@ -240,6 +240,27 @@ TEST_F(ConfigTest, AgentValuesAreChecked) {
   EXPECT_TRUE(Has(Reject("[cache]\nmax_open_files = 1\n"), "'cache.max_open_files'"));
 }
 
+TEST_F(ConfigTest, ConnectionsPerPeer) {
+  const std::string cluster =
+      "[cluster]\nnode_id = \"a\"\nlisten = \"10.0.0.1:7070\"\nsecret_file = \"/k\"\n";
+  auto d = Parse(cluster);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->cluster.max_connections_per_peer, 4u);
+  EXPECT_EQ(d->cluster.connection_idle_ms, 10000u);
+  auto r = Parse(cluster + "max_connections_per_peer = 1\nconnection_idle = \"300ms\"\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->cluster.max_connections_per_peer, 1u);
+  EXPECT_EQ(r->cluster.connection_idle_ms, 300u);
+  for (const char* bad : {"0", "65", "\"4\"", "2.5"}) {
+    const std::string msg = Reject(cluster + "max_connections_per_peer = " + bad + "\n");
+    EXPECT_TRUE(Has(msg, "test.toml:5:")) << msg;
+    EXPECT_TRUE(Has(msg, "'cluster.max_connections_per_peer': expected a number from 1 to 64")) << msg;
+  }
+  EXPECT_TRUE(Has(Reject(cluster + "connection_idle = \"10\"\n"), "'cluster.connection_idle'"));
+  EXPECT_TRUE(Has(Reject(cluster + "connection_idle = \"5ms\"\n"), "'cluster.connection_idle'"));
+  EXPECT_TRUE(Has(Reject(cluster + "connection_idle = 10\n"), "'cluster.connection_idle'"));
+}
+
 TEST_F(ConfigTest, SyntaxErrorNamesTheLine) {
   const std::string msg = Reject(
       "[cache]\n"
