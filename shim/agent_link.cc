@@ -149,9 +149,14 @@ void unlock(uint32_t* l) { __atomic_store_n(l, 0u, __ATOMIC_RELEASE); }
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
-constexpr uint32_t kGranuleShift = 21;  // populate the page area 2 MiB at a time
+// The page area is mapped 32 MiB at a time: one MADV_POPULATE_READ fills 16
+// huge-page entries. Measured (forked readers, tools/bench/dataloader_bench.sh's
+// workload): filling 2 MiB per call spent ~9% of the readers' CPU setting page
+// table entries one call at a time; at 32 MiB that fell to ~2%, and each new
+// worker process must fill its own (fork does not copy a shared mapping's).
+constexpr uint32_t kGranuleShift = 25;
 
-// A view with, right behind it, one bit per 2 MiB granule of its page area.
+// A view with, right behind it, one bit per 32 MiB granule of its page area.
 uint64_t* granule_bits(const ArenaView& v) {
   return reinterpret_cast<uint64_t*>(const_cast<ArenaView*>(&v) + 1);
 }
@@ -519,6 +524,12 @@ void link_after_fork_child() {
   g_region_owner = -1;
   g_next_connect_ns = 0;
   g_next_session_try_ns = 0;
+  // fork copies no page-table entries of a shared mapping: what the parent had
+  // populated must be populated again here, or every first touch faults alone.
+  if (const ArenaView* v = __atomic_load_n(&g_arena, __ATOMIC_ACQUIRE)) {
+    const size_t words = ((v->size >> kGranuleShift) + 1 + 63) / 64;
+    memset(granule_bits(*v), 0, words * 8);
+  }
 }
 
 void link_forget_fd(int fd) {

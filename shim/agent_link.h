@@ -49,7 +49,7 @@ bool shim_enabled();
 const DatasetList* link_datasets();
 // The current arena, or null.
 const ArenaView* link_arena();
-// Makes sure the 2 MiB of arena around `slot` are mapped in this process (one
+// Makes sure the 32 MiB of arena around `slot` are mapped in this process (one
 // MADV_POPULATE_READ instead of a page fault per few pages; faults are costly, and
 // very costly in some VMs). Cheap when already done: one bit test.
 void link_map_slot(const ArenaView& view, uint32_t slot);
