@@ -35,6 +35,7 @@ constexpr int kChunkSlots = 1 << kChunkBits;
 constexpr int kChunks = 1024;  // fds up to 1M are tracked; larger ones pass through
 
 Slot* g_chunks[kChunks];
+uint32_t g_forking;  // fd_fork_begin .. fd_fork_end
 
 Slot* slot_for(int fd, bool create) {
   if (fd < 0) return nullptr;
@@ -92,7 +93,11 @@ void write_end(Slot* s) { seq_write_end(&s->seq); }
 bool fd_lookup(int fd, FdInfo* out, bool with_path) {
   Slot* s = slot_for(fd, false);
   if (!s) return false;
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  // A slot being written is waited for (writers hold it for a few stores): giving
+  // up would read as "untracked", and an untracked read goes to the kernel's
+  // offset, which is stale while the slot keeps it in user space.
+  for (int attempt = 0; attempt < 200000; ++attempt) {
+    if (attempt > 64) sched_yield();
     const uint32_t s1 = seq_read_begin(&s->seq);
     if (s1 & 1u) continue;
     const uint32_t kind = field_load(&s->kind);
@@ -115,7 +120,7 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
     }
     if (seq_read_valid(&s->seq, s1)) return true;
   }
-  return false;  // changing under us: treat as untracked, the real fd is always right
+  return false;  // a writer died mid-write (a longjmp out of a handler): untracked
 }
 
 void fd_track(int fd, const FdInfo& info) {
@@ -132,10 +137,14 @@ void fd_track(int fd, const FdInfo& info) {
   // from a read of the old file (an app closing under its own reader) cannot land.
   const uint32_t gen = (field_load(&s->gen) + 1) & 0x7fffu;
   field_store(&s->gen, gen);
-  const bool own = info.own_offset && !info.shared;
+  // A fork under way (between its prepare and parent handlers) shares anything
+  // opened meanwhile with the child.
+  const bool own = info.own_offset && !info.shared && __atomic_load_n(&g_forking, __ATOMIC_ACQUIRE) == 0;
   field_store(&s->own_offset, own ? 1u : 0u);
-  // Just opened: the kernel's offset is 0, and so is ours.
-  __atomic_store_n(&s->pos, own ? pos_word(gen, 0) : 0, __ATOMIC_RELEASE);
+  // Just opened, the kernel's offset is 0, and so is ours; but only a reader's
+  // offset ever moves to user space: a pending slot (maybe a directory, read by
+  // getdents behind our back) keeps its offset in the kernel until fd_complete.
+  __atomic_store_n(&s->pos, own && info.kind == SlotKind::kReader ? pos_word(gen, 0) : 0, __ATOMIC_RELEASE);
   field_store(&s->path_len, info.path_len);
   memcpy(s->path, info.path, info.path_len);
   s->path[info.path_len] = '\0';
@@ -157,6 +166,10 @@ bool fd_complete(int fd, uint32_t gen, uint64_t size, FileKey key) {
     field_store(&s->key_lo, key.lo);
     field_store(&s->size, size);
     field_store(&s->kind, static_cast<uint32_t>(SlotKind::kReader));
+    // Nothing moved the kernel's offset since the open: every call that could have
+    // (sendfile, dup, fork, ...) cleared own_offset on a pending slot (fd_pos_sync).
+    if (field_load(&s->own_offset) != 0 && field_load(&s->shared) == 0)
+      __atomic_store_n(&s->pos, pos_word(gen, 0), __ATOMIC_RELEASE);
   }
   write_end(s);
   return same;
@@ -255,13 +268,14 @@ bool fd_pos_cas(int fd, uint64_t expected, uint64_t desired) {
                                           __ATOMIC_ACQUIRE);
 }
 
-void fd_pos_adopt(int fd, uint32_t gen, uint64_t pos) {
+bool fd_pos_adopt(int fd, uint32_t gen, uint64_t pos) {
   Slot* s = slot_for(fd, false);
-  if (!s || pos > kPosMax) return;
-  if (field_load(&s->kind) == 0 || field_load(&s->own_offset) == 0 || field_load(&s->shared) != 0 ||
-      field_load(&s->gen) != (gen & 0x7fffu))
-    return;
+  if (!s || pos > kPosMax) return false;
+  if (field_load(&s->kind) != static_cast<uint32_t>(SlotKind::kReader) || field_load(&s->own_offset) == 0 ||
+      field_load(&s->shared) != 0 || field_load(&s->gen) != (gen & 0x7fffu))
+    return false;
   __atomic_store_n(&s->pos, pos_word(gen, pos), __ATOMIC_RELEASE);
+  return true;
 }
 
 namespace {
@@ -282,6 +296,8 @@ void sync_slot(int fd, Slot* s, bool forbid, bool mark_shared) {
 void fd_pos_sync(int fd, bool forbid) {
   Slot* s = slot_for(fd, false);
   if (!s || field_load(&s->kind) == 0) return;
+  // The kernel's offset of a pending slot is about to move: it must stay there.
+  if (field_load(&s->kind) == static_cast<uint32_t>(SlotKind::kPending)) forbid = true;
   if (!forbid && !(__atomic_load_n(&s->pos, __ATOMIC_ACQUIRE) & kPosValid)) return;
   const bool locked = fd_lock(fd);
   sync_slot(fd, s, forbid, false);
@@ -294,6 +310,22 @@ void fd_pos_sync_shared(int fd) {
   const bool locked = fd_lock(fd);
   sync_slot(fd, s, true, true);
   if (locked) fd_unlock(fd);
+}
+
+void fd_fork_begin() {
+  __atomic_fetch_add(&g_forking, 1u, __ATOMIC_ACQ_REL);
+  fd_pos_sync_all_shared();
+}
+
+void fd_fork_end() {
+  // Anything tracked while the fork was under way is shared too.
+  fd_pos_sync_all_shared();
+  __atomic_fetch_sub(&g_forking, 1u, __ATOMIC_ACQ_REL);
+}
+
+void fd_fork_end_in_child() {
+  g_forking = 0;
+  fd_pos_sync_all_shared();
 }
 
 void fd_pos_sync_all_shared() {

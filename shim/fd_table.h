@@ -88,7 +88,9 @@ bool fd_pos_load(int fd, uint32_t gen, uint64_t* word);
 bool fd_pos_cas(int fd, uint64_t expected, uint64_t desired);
 // After a read the kernel did at `pos` under fd_lock (kernel offset left there):
 // keep `pos` in user space from now on if the descriptor may.
-void fd_pos_adopt(int fd, uint32_t gen, uint64_t pos);
+// False if it may not (shared, forbidden, reused): the caller must then move the
+// kernel's offset itself.
+bool fd_pos_adopt(int fd, uint32_t gen, uint64_t pos);
 // Makes the kernel's offset right again (and the user-space one invalid). With
 // `forbid` the descriptor never keeps its offset in user space again (dup'ed,
 // inheritable, sent elsewhere). Takes the fd's lock unless the caller holds it.
@@ -100,6 +102,11 @@ void fd_pos_sync_shared(int fd);
 // Before fork, exec or spawn: every tracked descriptor's offset synced, and each
 // marked shared (the description is about to be shared with another process).
 void fd_pos_sync_all_shared();
+// fork (atfork prepare / parent / child) and vfork: everything synced and shared
+// before; whatever another thread tracked meanwhile shared after.
+void fd_fork_begin();
+void fd_fork_end();
+void fd_fork_end_in_child();
 
 // After fork: the child's threads are gone, so are their locks.
 void fd_reset_locks_after_fork();

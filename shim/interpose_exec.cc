@@ -116,3 +116,40 @@ DC_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_
   return next(&real, "posix_spawnp")(pid, file, actions, attr, argv,
                                      with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
+
+// vfork runs no atfork handlers, and its child shares our memory (so our fd
+// table) and our open file descriptions until it execs or exits: whatever it does
+// with them (close, dup2, read) must find every offset in the kernel. So before
+// the real vfork, sync and share everything, as fork's prepare handler does. The
+// wrapper cannot be C: a function that returns twice (child, then parent) from one
+// stack frame the child may clobber is undefined; this one makes a normal call,
+// then jumps to the real vfork with the caller's own return address in place.
+extern "C" __attribute__((visibility("hidden"))) void* dc_vfork_prepare() {
+  fd_pos_sync_all_shared();
+  static void* real;
+  void* fn = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+  if (!fn) {
+    fn = dlsym(RTLD_NEXT, "vfork");
+    __atomic_store_n(&real, fn, __ATOMIC_RELEASE);
+  }
+  return fn ? fn : reinterpret_cast<void*>(&fork);  // POSIX allows vfork to be fork
+}
+
+#if defined(__x86_64__)
+asm(R"(
+    .text
+    .globl vfork
+    .type vfork, @function
+vfork:
+    .cfi_startproc
+    endbr64
+    sub $8, %rsp
+    .cfi_adjust_cfa_offset 8
+    call dc_vfork_prepare
+    add $8, %rsp
+    .cfi_adjust_cfa_offset -8
+    jmp *%rax
+    .cfi_endproc
+    .size vfork, .-vfork
+)");
+#endif

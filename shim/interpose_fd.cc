@@ -25,11 +25,12 @@ bool needs_mode(int flags) { return (flags & O_CREAT) || ((flags & O_TMPFILE) ==
 // After fork, parent and child share every file description open at that moment:
 // before it, every offset kept in user space goes back to the kernel, and every
 // tracked descriptor becomes shared (read() then leaves offsets to the kernel).
-void before_fork() { fd_pos_sync_all_shared(); }
+void before_fork() { fd_fork_begin(); }
+void after_fork_in_parent() { fd_fork_end(); }
 
 void after_fork_in_child() {
   fd_reset_locks_after_fork();
-  fd_pos_sync_all_shared();
+  fd_fork_end_in_child();
   link_after_fork_child();
 }
 
@@ -40,7 +41,7 @@ __attribute__((constructor)) void shim_constructor() { shim_enabled(); }
 void dc::shim::shim_global_init() {
   resolve_real();
   link_init();
-  pthread_atfork(before_fork, nullptr, after_fork_in_child);
+  pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
 
 namespace {

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdarg>
 
 #include "shim/fd_table.h"
@@ -51,31 +52,56 @@ void share_passed_fds(const msghdr* msg) {
   }
 }
 
+// For the length of one call that uses the kernel's offset of `fd`: the offset is
+// back in the kernel, and reads of the fd wait (a read could otherwise move the
+// offset back to user space mid-call, and the two would overlap).
+class KernelOffset {
+ public:
+  explicit KernelOffset(int fd) : fd_(fd), locked_(fd_lock(fd)) { fd_pos_sync(fd, false); }
+  ~KernelOffset() {
+    if (locked_) {
+      const int saved = errno;
+      fd_unlock(fd_);
+      errno = saved;
+    }
+  }
+  KernelOffset(const KernelOffset&) = delete;
+  KernelOffset& operator=(const KernelOffset&) = delete;
+
+ private:
+  int fd_;
+  bool locked_;
+};
+
 }  // namespace
 
 DC_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
   static decltype(&::sendfile) real;
-  if (!offset) fd_pos_sync(in_fd, false);
+  if (offset) return next(&real, "sendfile")(out_fd, in_fd, offset, count);
+  KernelOffset k(in_fd);
   return next(&real, "sendfile")(out_fd, in_fd, offset, count);
 }
 
 DC_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
   static decltype(&::sendfile64) real;
-  if (!offset) fd_pos_sync(in_fd, false);
+  if (offset) return next(&real, "sendfile64")(out_fd, in_fd, offset, count);
+  KernelOffset k(in_fd);
   return next(&real, "sendfile64")(out_fd, in_fd, offset, count);
 }
 
 DC_EXPORT ssize_t splice(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len,
                          unsigned int flags) {
   static decltype(&::splice) real;
-  if (!off_in) fd_pos_sync(fd_in, false);
+  if (off_in) return next(&real, "splice")(fd_in, off_in, fd_out, off_out, len, flags);
+  KernelOffset k(fd_in);
   return next(&real, "splice")(fd_in, off_in, fd_out, off_out, len, flags);
 }
 
 DC_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len,
                                   unsigned int flags) {
   static decltype(&::copy_file_range) real;
-  if (!off_in) fd_pos_sync(fd_in, false);
+  if (off_in) return next(&real, "copy_file_range")(fd_in, off_in, fd_out, off_out, len, flags);
+  KernelOffset k(fd_in);
   return next(&real, "copy_file_range")(fd_in, off_in, fd_out, off_out, len, flags);
 }
 
@@ -94,13 +120,13 @@ DC_EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
 // lockf locks relative to the kernel's offset.
 DC_EXPORT int lockf(int fd, int cmd, off_t len) {
   static decltype(&::lockf) real;
-  fd_pos_sync(fd, false);
+  KernelOffset k(fd);
   return next(&real, "lockf")(fd, cmd, len);
 }
 
 DC_EXPORT int lockf64(int fd, int cmd, off64_t len) {
   static decltype(&::lockf64) real;
-  fd_pos_sync(fd, false);
+  KernelOffset k(fd);
   return next(&real, "lockf64")(fd, cmd, len);
 }
 
@@ -113,5 +139,10 @@ DC_EXPORT int ioctl(int fd, unsigned long request, ...) {
   va_end(ap);
   // Clearing close-on-exec lets an exec'd program inherit the description.
   if (request == FIONCLEX) fd_pos_sync(fd, true);
+  // On a regular file FIONREAD answers size minus the kernel's offset.
+  if (request == FIONREAD) {
+    KernelOffset k(fd);
+    return next(&real, "ioctl")(fd, request, arg);
+  }
   return next(&real, "ioctl")(fd, request, arg);
 }

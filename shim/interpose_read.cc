@@ -91,8 +91,7 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
         const uint64_t next = static_cast<uint64_t>(pos) + static_cast<uint64_t>(r);
         // A private descriptor whose offset went back to the kernel (sendfile,
         // SEEK_END, ...) keeps it in user space again from here.
-        if (again.own_offset && next <= kPosMax) fd_pos_adopt(fd, again.gen, next);
-        else sys_lseek(fd, static_cast<off_t>(next), SEEK_SET);
+        if (!again.own_offset || !fd_pos_adopt(fd, again.gen, next)) sys_lseek(fd, static_cast<off_t>(next), SEEK_SET);
       }
       fd_unlock(fd);
       errno = err;
@@ -161,7 +160,7 @@ DC_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
   if (tracked_reader(fd, &fi)) {
     ssize_t r = serve_at_offset(
         fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); },
-        [&](uint64_t pos) { return sys_preadv2(fd, iov, cnt, static_cast<off_t>(pos), 0); });
+        [&](uint64_t pos) { return sys_preadv(fd, iov, cnt, static_cast<off_t>(pos)); });
     if (r != kNotServed) return r;
     return count_fallback(g_real.readv ? g_real.readv(fd, iov, cnt) : sys_readv(fd, iov, cnt));
   }
@@ -174,9 +173,9 @@ ssize_t preadv_common(ssize_t (*real)(int, const iovec*, int, off_t), int fd, co
   if (off >= 0 && tracked_reader(fd, &fi)) {
     ssize_t r = serve_preadv(fd, fi, iov, cnt, static_cast<uint64_t>(off));
     if (r != kNotServed) return r;
-    return count_fallback(real ? real(fd, iov, cnt, off) : sys_preadv2(fd, iov, cnt, off, 0));
+    return count_fallback(real ? real(fd, iov, cnt, off) : sys_preadv(fd, iov, cnt, off));
   }
-  return real ? real(fd, iov, cnt, off) : sys_preadv2(fd, iov, cnt, off, 0);
+  return real ? real(fd, iov, cnt, off) : sys_preadv(fd, iov, cnt, off);
 }
 
 ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int fd, const iovec* iov,
@@ -185,13 +184,24 @@ ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int 
   // Flags (RWF_NOWAIT, RWF_HIPRI, ...) ask the kernel for specific behaviour: honour
   // them by letting the kernel do the read.
   const bool tracked = tracked_reader(fd, &fi);
-  if (tracked && flags != 0 && off == -1) fd_pos_sync(fd, false);  // the kernel reads at its offset
+  if (tracked && flags != 0 && off == -1) {
+    // The kernel reads at its own offset: put it right, and hold reads off meanwhile.
+    const bool locked = fd_lock(fd);
+    fd_pos_sync(fd, false);
+    ssize_t r = real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags);
+    if (locked) {
+      const int saved = errno;
+      fd_unlock(fd);
+      errno = saved;
+    }
+    return r;
+  }
   if (flags == 0 && tracked) {
     ssize_t r = kNotServed;
     if (off == -1)
       r = serve_at_offset(
           fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); },
-          [&](uint64_t pos) { return sys_preadv2(fd, iov, cnt, static_cast<off_t>(pos), 0); });
+          [&](uint64_t pos) { return sys_preadv(fd, iov, cnt, static_cast<off_t>(pos)); });
     else if (off >= 0) r = serve_preadv(fd, fi, iov, cnt, static_cast<uint64_t>(off));
     if (r != kNotServed) return r;
     return count_fallback(real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags));

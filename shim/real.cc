@@ -51,6 +51,9 @@ int sys_openat(int dirfd, const char* path, int flags, mode_t mode) {
 ssize_t sys_read(int fd, void* buf, size_t n) { return syscall(SYS_read, fd, buf, n); }
 ssize_t sys_pread(int fd, void* buf, size_t n, off_t off) { return syscall(SYS_pread64, fd, buf, n, off); }
 ssize_t sys_readv(int fd, const iovec* iov, int cnt) { return syscall(SYS_readv, fd, iov, cnt); }
+ssize_t sys_preadv(int fd, const iovec* iov, int cnt, off_t off) {
+  return syscall(SYS_preadv, fd, iov, cnt, static_cast<unsigned long>(off), 0UL);
+}
 ssize_t sys_preadv2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
   // The kernel takes the 64-bit offset split in two longs (low, high).
   return syscall(SYS_preadv2, fd, iov, cnt, static_cast<unsigned long>(off), 0UL, flags);

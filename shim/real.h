@@ -44,6 +44,7 @@ int sys_openat(int dirfd, const char* path, int flags, mode_t mode);
 ssize_t sys_read(int fd, void* buf, size_t n);
 ssize_t sys_pread(int fd, void* buf, size_t n, off_t off);
 ssize_t sys_readv(int fd, const iovec* iov, int cnt);
+ssize_t sys_preadv(int fd, const iovec* iov, int cnt, off_t off);  // any kernel
 ssize_t sys_preadv2(int fd, const iovec* iov, int cnt, off_t off, int flags);
 off_t sys_lseek(int fd, off_t off, int whence);
 int sys_close(int fd);

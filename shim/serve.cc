@@ -111,7 +111,7 @@ ssize_t serve_preadv(int fd, const FdInfo& fi, const iovec* iov, int cnt, uint64
       // Finish from the file itself rather than return a short read mid-file:
       // plenty of programs take a short read of a regular file for its end.
       const int saved = errno;
-      ssize_t more = sys_preadv2(fd, iov + i, cnt - i, static_cast<off_t>(off + total), 0);
+      ssize_t more = sys_preadv(fd, iov + i, cnt - i, static_cast<off_t>(off + total));
       errno = saved;
       if (more > 0) total += static_cast<uint64_t>(more);
       break;

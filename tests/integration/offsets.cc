@@ -12,11 +12,13 @@
 //   dcoffsets FILE_A FILE_B FILE_C    (run under LD_PRELOAD=libdcshim.so; FILE_C is
 //                                      made of 8-byte little-endian words, each
 //                                      holding its own offset)
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -86,8 +88,32 @@ int cloexec_fd(const char* path) {
 }
 
 // Descriptors whose offset the shim may keep in user space.
-void own_offset_cases(const char* path, const char* words) {
+void own_offset_cases(const char* path, const char* words, const char* dir_many) {
+  // A process forked before the fd exists (it inherits nothing); later the fd is
+  // sent to it with SCM_RIGHTS.
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) exit(1);
+  pid_t c = fork();
+  if (c == 0) {
+    char one;
+    iovec iov{&one, 1};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    if (recvmsg(sp[1], &m, 0) != 1) _exit(2);
+    int got_fd;
+    memcpy(&got_fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof got_fd);
+    const bool ok = read_matches(got_fd, 200, 5300);
+    (void)!write(sp[1], ok ? "y" : "n", 1);
+    _exit(ok ? 0 : 1);
+  }
+
   int fd = cloexec_fd(path);
+  check("[cloexec] a served read leaves the kernel's offset behind (offset in user space)",
+        read_matches(fd, 10, 0) && kernel_offset(fd) == 0 && lseek(fd, 0, SEEK_SET) == 0);
   const off_t size = lseek(fd, 0, SEEK_END);
   check("[cloexec] lseek SEEK_END gives the size", size > 20000 && lseek(fd, 0, SEEK_SET) == 0);
   check("[cloexec] read 1000 at 0", read_matches(fd, 1000, 0));
@@ -117,33 +143,19 @@ void own_offset_cases(const char* path, const char* words) {
         lseek(fd, 5000, SEEK_SET) == 5000 && lseek(fd, 50, SEEK_CUR) == 5050 && read_matches(fd, 100, 5050));
   check("[cloexec] a negative seek fails with EINVAL, offset kept",
         lseek(fd, -1, SEEK_SET) == -1 && errno == EINVAL && lseek(fd, 0, SEEK_CUR) == 5150);
-  check("[cloexec] preadv2 with RWF_HIPRI at offset -1 reads at 5150", [&] {
-    std::vector<char> got(100);
+  check("[cloexec] read 50 at 5150 (the offset back in user space)",
+        read_matches(fd, 50, 5150) && kernel_offset(fd) != 5200);
+  check("[cloexec] preadv2 with RWF_HIPRI at offset -1 reads at 5200", [&] {
+    std::vector<char> got(50);
     iovec v{got.data(), got.size()};
-    return preadv2(fd, &v, 1, -1, RWF_HIPRI) == 100 && got == truth(fd, 5150, 100) &&
+    return preadv2(fd, &v, 1, -1, RWF_HIPRI) == 50 && got == truth(fd, 5200, 50) &&
            lseek(fd, 0, SEEK_CUR) == 5250;
   }());
-
-  // SCM_RIGHTS to a process forked before the fd existed (it inherits nothing).
-  int sp[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) != 0) exit(1);
-  pid_t c = fork();
-  if (c == 0) {
-    char one;
-    iovec iov{&one, 1};
-    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl;
-    m.msg_controllen = sizeof ctl;
-    if (recvmsg(sp[1], &m, 0) != 1) _exit(2);
-    int got_fd;
-    memcpy(&got_fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof got_fd);
-    const bool ok = read_matches(got_fd, 200, 5250);
-    (void)!write(sp[1], ok ? "y" : "n", 1);
-    _exit(ok ? 0 : 1);
-  }
+  check("[cloexec] FIONREAD counts from the offset", [&] {
+    int n = -1;
+    return read_matches(fd, 50, 5250) && kernel_offset(fd) != 5300 && ioctl(fd, FIONREAD, &n) == 0 &&
+           n == size - 5300;
+  }());
   {
     char one = 'x';
     iovec iov{&one, 1};
@@ -163,9 +175,9 @@ void own_offset_cases(const char* path, const char* words) {
     const bool sent = sendmsg(sp[0], &m, 0) == 1;
     const bool replied = read(sp[0], &answer, 1) == 1;
     waitpid(c, &st, 0);
-    check("[cloexec] a process sent the fd by SCM_RIGHTS reads at 5250",
+    check("[cloexec] a process sent the fd by SCM_RIGHTS reads at 5300",
           sent && replied && answer == 'y' && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    check("[cloexec] and we see its advance (5450)", lseek(fd, 0, SEEK_CUR) == 5450 && read_matches(fd, 50, 5450));
+    check("[cloexec] and we see its advance (5500)", lseek(fd, 0, SEEK_CUR) == 5500 && read_matches(fd, 50, 5500));
   }
   close(sp[0]);
   close(sp[1]);
@@ -186,11 +198,14 @@ void own_offset_cases(const char* path, const char* words) {
     bool ok = read_matches(f, 1000, 0);
     if (use_ioctl) ok = ok && ioctl(f, FIONCLEX) == 0;
     else ok = ok && fcntl(f, F_SETFD, 0) == 0;
-    pid_t k = fork();
+    // A raw fork runs no atfork handler: only the sync done by F_SETFD/FIONCLEX
+    // can have put the offset where the exec'd child reads it.
+    std::string sfd = std::to_string(f);
+    pid_t k = static_cast<pid_t>(syscall(SYS_fork));
     if (k == 0) {
-      std::string sfd = std::to_string(f);
-      execl("/proc/self/exe", "dcoffsets", "exec-child", sfd.c_str(), "1000", static_cast<char*>(nullptr));
-      _exit(127);
+      const char* args[] = {"dcoffsets", "exec-child", sfd.c_str(), "1000", nullptr};
+      syscall(SYS_execve, "/proc/self/exe", args, environ);
+      syscall(SYS_exit_group, 127);
     }
     int s2 = 0;
     waitpid(k, &s2, 0);
@@ -201,6 +216,22 @@ void own_offset_cases(const char* path, const char* words) {
   exec_inherits("[cloexec] ioctl FIONCLEX, exec'd child reads at 1000", true);
 
   fd = cloexec_fd(path);
+  check("[cloexec] fresh fd for vfork: read 1000 at 0", read_matches(fd, 1000, 0));
+  {
+    // The child shares our memory (our fd table) until it exits; its close of its
+    // copy of fd must not lose our offset.
+    pid_t k = vfork();
+    if (k == 0) {
+      close(fd);
+      _exit(0);
+    }
+    int s2 = 0;
+    waitpid(k, &s2, 0);
+    check("[cloexec] after a vfork child closed its copy, we read on at 1000", read_matches(fd, 100, 1000));
+  }
+  close(fd);
+
+  fd = cloexec_fd(path);
   check("[cloexec] fresh fd: read 1000 at 0 again", read_matches(fd, 1000, 0));
   int d = dup(fd);
   check("[cloexec] dup reads on at 1000", read_matches(d, 100, 1000) && read_matches(fd, 100, 1100));
@@ -208,9 +239,12 @@ void own_offset_cases(const char* path, const char* words) {
   close(fd);
 
   // 8 threads, one descriptor: every read must take its own range of the file.
+  // The descriptor is fresh (its key not even known yet): the first reads race to
+  // complete it.
+  struct stat wst;
+  stat(words, &wst);
+  const off_t wsize = wst.st_size;
   fd = cloexec_fd(words);
-  const off_t wsize = lseek(fd, 0, SEEK_END);
-  lseek(fd, 0, SEEK_SET);
   struct Shared {
     int fd;
     std::vector<std::pair<uint64_t, size_t>> got[8];
@@ -257,6 +291,23 @@ void own_offset_cases(const char* path, const char* words) {
   check("[cloexec] 8 threads on one fd read disjoint ranges covering the file",
         !bad && next == static_cast<uint64_t>(wsize));
   close(fd);
+
+  // A directory under the root, listed while a fork syncs every tracked offset: the
+  // listing must neither rewind nor skip.
+  int dfd = open(dir_many, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* listing = dfd >= 0 ? fdopendir(dfd) : nullptr;
+  size_t entries = 0;
+  bool forked = false;
+  while (listing && readdir(listing)) {
+    if (++entries == 300 && !forked) {
+      forked = true;
+      pid_t k = fork();
+      if (k == 0) _exit(0);
+      waitpid(k, nullptr, 0);
+    }
+  }
+  if (listing) closedir(listing);
+  check("[cloexec] a directory listed across a fork has every entry once", entries == 2002);
 }
 
 }  // namespace
@@ -321,7 +372,10 @@ int main(int argc, char** argv) {
   close(fd);
   int reopened = open(argv[2], O_RDONLY);
   check("open reusing a closed number reads the new file", reopened == fd && read_matches(reopened, 4096, 0));
-  own_offset_cases(argv[1], argv[3]);
+  std::string many = argv[1];
+  many.resize(many.rfind('/'));
+  many += "/many";
+  own_offset_cases(argv[1], argv[3], many.c_str());
 
   // Not files the cache serves, though opened read-only under the dataset root:
   // they must read exactly as natively (EISDIR; 0 at once).

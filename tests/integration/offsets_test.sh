@@ -7,6 +7,7 @@ write_config 64MiB
 head -c 3000000 /dev/urandom > "$T/data/a.bin"
 head -c 2500000 /dev/urandom > "$T/data/b.bin"
 : > "$T/data/empty.bin"
+mkdir "$T/data/many" && (cd "$T/data/many" && seq -f 'entry-with-a-longish-name-%05g' 2000 | xargs touch)
 # 8-byte words each holding its own offset: a read says where it came from.
 /usr/bin/python3 -c 'import struct,sys; sys.stdout.buffer.write(b"".join(struct.pack("<Q", i * 8) for i in range(400000)))' > "$T/data/words.bin"
 start_agent
