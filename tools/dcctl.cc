@@ -139,7 +139,7 @@ std::string json_array(const std::string& j, const std::string& key) {
 // Columns of `dcctl peers` (the JSON has more); byte counts made readable.
 bool peer_column(const std::string& k) {
   for (const char* c : {"id", "address", "state", "connections", "in_flight", "fetches", "bytes_in", "bytes_out",
-                        "errors", "last_error"})
+                        "bytes_served", "errors", "last_error"})
     if (k == c) return true;
   return false;
 }

@@ -230,18 +230,29 @@ std::string Cluster::peers_json() const {
       sent += l->conn->bytes_sent();
       in_flight_bytes += l->in_flight_bytes;
     }
+    // Block bytes this node served to that member (on its connections to us).
+    const auto served_it = served_to_.find(r->config.id);
+    const uint64_t served = served_it == served_to_.end() ? 0 : served_it->second;
     out << (first ? "" : ", ") << "{\"id\": \"" << json_escape(r->config.id) << "\", \"address\": \""
         << json_escape(r->config.address) << "\", \"state\": \"" << state_name(static_cast<int>(r->state()))
         << "\", \"connections\": " << up << ", \"connections_opening\": " << r->links.size() - up
         << ", \"connections_opened\": " << r->links_opened << ", \"in_flight\": " << r->in_flight()
         << ", \"in_flight_bytes\": " << in_flight_bytes << ", \"fetches\": " << r->fetches
-        << ", \"bytes_in\": " << r->bytes_in << ", \"bytes_out\": " << sent << ", \"errors\": " << r->errors
+        << ", \"bytes_in\": " << r->bytes_in << ", \"bytes_out\": " << sent << ", \"bytes_served\": " << served
+        << ", \"errors\": " << r->errors
         << ", \"joins\": " << r->ups << ", \"last_error\": \"" << json_escape(r->last_error) << "\"}";
     first = false;
   }
   size_t authed = 0;
   for (const auto& [id, in] : inbound_) authed += in.authed ? 1 : 0;
-  out << "], \"inbound_connections\": " << authed << ", \"max_connections_per_peer\": " << limits_.max_links
+  // Every asker, members and client-only nodes alike.
+  out << "], \"bytes_served_to\": {";
+  first = true;
+  for (const auto& [id, n] : served_to_) {
+    out << (first ? "" : ", ") << "\"" << json_escape(id) << "\": " << n;
+    first = false;
+  }
+  out << "}, \"inbound_connections\": " << authed << ", \"max_connections_per_peer\": " << limits_.max_links
       << "}";
   return out.str();
 }

@@ -175,6 +175,7 @@ class Cluster : public PeerConnHandler {
   uint64_t next_conn_id_ = 1;
   uint64_t now_ms_ = 0;
   ClusterCounters counters_;
+  std::unordered_map<std::string, uint64_t> served_to_;  // block bytes sent, by asking peer's node id
   SendSource send_source_;
   SendCounters send_counters_;
 };

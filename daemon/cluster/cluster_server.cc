@@ -115,7 +115,10 @@ void Cluster::reply(uint64_t conn_id, uint32_t request_id, peer::Status status, 
   PeerConn& c = *it->second.conn;
   // The connection owns the pin from here (it releases it even with no data).
   c.send(peer::Op::kFetchReply, request_id, &rep, sizeof rep, ok ? data : std::vector<iovec>{}, pin);
-  if (ok) counters_.bytes_served_to_peers += n;
+  if (ok) {
+    counters_.bytes_served_to_peers += n;
+    served_to_[it->second.peer_id] += n;
+  }
   // Now, while unpinned `data` (arena pages) is still what it was: flush copies
   // any remainder.
   if (!c.flush()) drop_inbound(conn_id, c.error());
