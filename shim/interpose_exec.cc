@@ -2,7 +2,6 @@
 // execve/posix_spawn (a sanitised env, a job launcher) would otherwise drop
 // LD_PRELOAD and DC_SOCKET; here they are put back when missing. Only the stack is
 // used: this runs in vfork children, where malloc is off limits.
-#include <dlfcn.h>
 #include <spawn.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 
 #include "shim/agent_link.h"
 #include "shim/fd_table.h"
+#include "shim/real.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -20,12 +20,6 @@ namespace {
 
 constexpr size_t kMaxEnv = 4096;
 constexpr size_t kMaxValue = 4096;
-
-template <typename T>
-T next(T* slot, const char* name) {
-  if (!*slot) *slot = reinterpret_cast<T>(dlsym(RTLD_NEXT, name));
-  return *slot;
-}
 
 const char* find(char* const* envp, const char* key, size_t key_len) {
   for (char* const* e = envp; e && *e; ++e)
@@ -82,21 +76,21 @@ DC_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
   static decltype(&::execve) real;
   fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
-  return next(&real, "execve")(path, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
+  return next_real(&real, "execve")(path, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
 DC_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
   static decltype(&::execvpe) real;
   fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
-  return next(&real, "execvpe")(file, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
+  return next_real(&real, "execvpe")(file, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
 DC_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
   static decltype(&::fexecve) real;
   fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
-  return next(&real, "fexecve")(fd, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
+  return next_real(&real, "fexecve")(fd, argv, with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
 DC_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions,
@@ -104,7 +98,7 @@ DC_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_a
   static decltype(&::posix_spawn) real;
   fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
-  return next(&real, "posix_spawn")(pid, path, actions, attr, argv,
+  return next_real(&real, "posix_spawn")(pid, path, actions, attr, argv,
                                     with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
@@ -113,7 +107,7 @@ DC_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_
   static decltype(&::posix_spawnp) real;
   fd_pos_sync_all_shared();
   DC_ENV_BUFFERS
-  return next(&real, "posix_spawnp")(pid, file, actions, attr, argv,
+  return next_real(&real, "posix_spawnp")(pid, file, actions, attr, argv,
                                      with_shim_env(envp, env_out, preload_buf, socket_buf));
 }
 
@@ -127,11 +121,7 @@ DC_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_
 extern "C" __attribute__((visibility("hidden"))) void* dc_vfork_prepare() {
   fd_pos_sync_all_shared();
   static void* real;
-  void* fn = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
-  if (!fn) {
-    fn = dlsym(RTLD_NEXT, "vfork");
-    __atomic_store_n(&real, fn, __ATOMIC_RELEASE);
-  }
+  void* fn = next_real(&real, "vfork");
   return fn ? fn : reinterpret_cast<void*>(&fork);  // POSIX allows vfork to be fork
 }
 

@@ -1,7 +1,6 @@
 // Exported wrappers of the open/close/dup family. Each calls the real function
 // first (the kernel checks permissions and assigns the number) and then updates
 // the fd table. errno after a wrapper is what the real call left.
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -191,16 +190,16 @@ DC_EXPORT int fcntl64(int fd, int cmd, ...) {
 // as they are. A successful fstat of a dataset file just opened gives the shim the
 // size and mtime it needs for the file's key (track.h), sparing it its own call.
 DC_EXPORT int fstat(int fd, struct stat* st) {
-  static decltype(&::fstat) real;
-  if (!real) real = reinterpret_cast<decltype(real)>(dlsym(RTLD_NEXT, "fstat"));
+  static decltype(&::fstat) real_fn;
+  auto real = next_real(&real_fn, "fstat");
   int rc = real ? real(fd, st) : static_cast<int>(syscall(SYS_newfstatat, fd, "", st, AT_EMPTY_PATH));
   if (rc == 0) note_fstat(fd, *st);
   return rc;
 }
 
 DC_EXPORT int fstat64(int fd, struct stat64* st) {
-  static decltype(&::fstat64) real;
-  if (!real) real = reinterpret_cast<decltype(real)>(dlsym(RTLD_NEXT, "fstat64"));
+  static decltype(&::fstat64) real_fn;
+  auto real = next_real(&real_fn, "fstat64");
   int rc = real ? real(fd, st) : static_cast<int>(syscall(SYS_newfstatat, fd, "", st, AT_EMPTY_PATH));
   static_assert(sizeof(struct stat64) == sizeof(struct stat), "one stat layout on this ABI");
   if (rc == 0) note_fstat(fd, *reinterpret_cast<const struct stat*>(st));

@@ -9,7 +9,6 @@
 // What remains unseen is a descriptor both closed and re-created through raw
 // system calls; read() is still safe then (its lseek fails on non-files), and
 // pread/readv on such a number would be an application bug on a non-file anyway.
-#include <dlfcn.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -24,18 +23,13 @@
 
 #include "shim/agent_link.h"
 #include "shim/fd_table.h"
+#include "shim/real.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
 
 using namespace dc::shim;
 
 namespace {
-
-template <typename T>
-T next(T* slot, const char* name) {
-  if (!*slot) *slot = reinterpret_cast<T>(dlsym(RTLD_NEXT, name));
-  return *slot;
-}
 
 // Clearing a slot is always safe (it only costs the cache for that number), so
 // unlike tracking it needs no check for a vfork child sharing our memory.
@@ -52,7 +46,7 @@ int fresh_pair(int rc, int fds[2]) {
   return rc;
 }
 
-#define DC_REAL(name) static decltype(&::name) real_##name; next(&real_##name, #name)
+#define DC_REAL(name) static decltype(&::name) real_##name; next_real(&real_##name, #name)
 
 }  // namespace
 

@@ -7,7 +7,6 @@
 // Not covered (documented in docs/compatibility.md): raw syscall(2) reads, io_uring
 // reads at offset -1, pidfd_getfd(2) from another process, and
 // /proc/<pid>/fdinfo's "pos" all see the kernel's stale offset of such a descriptor.
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
@@ -19,22 +18,13 @@
 #include <cstdarg>
 
 #include "shim/fd_table.h"
+#include "shim/real.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
 
 using namespace dc::shim;
 
 namespace {
-
-template <typename T>
-T next(T* slot, const char* name) {
-  T fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-  if (!fn) {
-    fn = reinterpret_cast<T>(dlsym(RTLD_NEXT, name));
-    __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
-  }
-  return fn;
-}
 
 // Every descriptor passed in SCM_RIGHTS messages: the receiver shares its
 // description from now on.
@@ -77,57 +67,57 @@ class KernelOffset {
 
 DC_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
   static decltype(&::sendfile) real;
-  if (offset) return next(&real, "sendfile")(out_fd, in_fd, offset, count);
+  if (offset) return next_real(&real, "sendfile")(out_fd, in_fd, offset, count);
   KernelOffset k(in_fd);
-  return next(&real, "sendfile")(out_fd, in_fd, offset, count);
+  return next_real(&real, "sendfile")(out_fd, in_fd, offset, count);
 }
 
 DC_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
   static decltype(&::sendfile64) real;
-  if (offset) return next(&real, "sendfile64")(out_fd, in_fd, offset, count);
+  if (offset) return next_real(&real, "sendfile64")(out_fd, in_fd, offset, count);
   KernelOffset k(in_fd);
-  return next(&real, "sendfile64")(out_fd, in_fd, offset, count);
+  return next_real(&real, "sendfile64")(out_fd, in_fd, offset, count);
 }
 
 DC_EXPORT ssize_t splice(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len,
                          unsigned int flags) {
   static decltype(&::splice) real;
-  if (off_in) return next(&real, "splice")(fd_in, off_in, fd_out, off_out, len, flags);
+  if (off_in) return next_real(&real, "splice")(fd_in, off_in, fd_out, off_out, len, flags);
   KernelOffset k(fd_in);
-  return next(&real, "splice")(fd_in, off_in, fd_out, off_out, len, flags);
+  return next_real(&real, "splice")(fd_in, off_in, fd_out, off_out, len, flags);
 }
 
 DC_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len,
                                   unsigned int flags) {
   static decltype(&::copy_file_range) real;
-  if (off_in) return next(&real, "copy_file_range")(fd_in, off_in, fd_out, off_out, len, flags);
+  if (off_in) return next_real(&real, "copy_file_range")(fd_in, off_in, fd_out, off_out, len, flags);
   KernelOffset k(fd_in);
-  return next(&real, "copy_file_range")(fd_in, off_in, fd_out, off_out, len, flags);
+  return next_real(&real, "copy_file_range")(fd_in, off_in, fd_out, off_out, len, flags);
 }
 
 DC_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   static decltype(&::sendmsg) real;
   share_passed_fds(msg);
-  return next(&real, "sendmsg")(fd, msg, flags);
+  return next_real(&real, "sendmsg")(fd, msg, flags);
 }
 
 DC_EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
   static decltype(&::sendmmsg) real;
   for (unsigned int i = 0; vec && i < vlen; ++i) share_passed_fds(&vec[i].msg_hdr);
-  return next(&real, "sendmmsg")(fd, vec, vlen, flags);
+  return next_real(&real, "sendmmsg")(fd, vec, vlen, flags);
 }
 
 // lockf locks relative to the kernel's offset.
 DC_EXPORT int lockf(int fd, int cmd, off_t len) {
   static decltype(&::lockf) real;
   KernelOffset k(fd);
-  return next(&real, "lockf")(fd, cmd, len);
+  return next_real(&real, "lockf")(fd, cmd, len);
 }
 
 DC_EXPORT int lockf64(int fd, int cmd, off64_t len) {
   static decltype(&::lockf64) real;
   KernelOffset k(fd);
-  return next(&real, "lockf64")(fd, cmd, len);
+  return next_real(&real, "lockf64")(fd, cmd, len);
 }
 
 // ioctl's third argument, when there is one, is pointer-sized on every Linux ABI.
@@ -142,7 +132,7 @@ DC_EXPORT int ioctl(int fd, unsigned long request, ...) {
   // On a regular file FIONREAD answers size minus the kernel's offset.
   if (request == FIONREAD) {
     KernelOffset k(fd);
-    return next(&real, "ioctl")(fd, request, arg);
+    return next_real(&real, "ioctl")(fd, request, arg);
   }
-  return next(&real, "ioctl")(fd, request, arg);
+  return next_real(&real, "ioctl")(fd, request, arg);
 }

@@ -9,7 +9,6 @@
 // Streams that are not read-only dataset streams are glibc's, untouched, except
 // that the shim learns of their descriptors (to drop stale fd-table slots and to
 // invalidate cached pages of dataset files opened for writing).
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 
 #include "shim/agent_link.h"
 #include "shim/fd_table.h"
+#include "shim/real.h"
 #include "shim/track.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
@@ -37,12 +37,6 @@ struct StdioReal {
   int (*fclose)(FILE*);
 };
 StdioReal g_stdio{};
-
-template <typename T>
-T next(T* slot, const char* name) {
-  if (!*slot) *slot = reinterpret_cast<T>(dlsym(RTLD_NEXT, name));
-  return *slot;
-}
 
 // "r", "rb", "re", "rbe", "rm", "rc": read-only modes this shim can serve; any '+',
 // 'w', 'a', 'x' or ",ccs=" leaves the stream to glibc. *cloexec is set for 'e'.
@@ -163,7 +157,7 @@ FILE* open_stream(FILE* (*real)(const char*, const char*), const char* path, con
   FILE* f = is_tracked_reader(fd) ? cookie_stream(fd) : nullptr;
   if (!f) {
     fd_pos_sync(fd, true);  // glibc's stream reads at the kernel's offset
-    f = next(&g_stdio.fdopen, "fdopen")(fd, mode);
+    f = next_real(&g_stdio.fdopen, "fdopen")(fd, mode);
   }
   if (!f) {
     const int e = errno;
@@ -176,11 +170,11 @@ FILE* open_stream(FILE* (*real)(const char*, const char*), const char* path, con
 }  // namespace
 
 DC_EXPORT FILE* fopen(const char* path, const char* mode) {
-  return open_stream(next(&g_stdio.fopen, "fopen"), path, mode);
+  return open_stream(next_real(&g_stdio.fopen, "fopen"), path, mode);
 }
 
 DC_EXPORT FILE* fopen64(const char* path, const char* mode) {
-  return open_stream(next(&g_stdio.fopen64, "fopen64"), path, mode);
+  return open_stream(next_real(&g_stdio.fopen64, "fopen64"), path, mode);
 }
 
 DC_EXPORT FILE* fdopen(int fd, const char* mode) {
@@ -189,7 +183,7 @@ DC_EXPORT FILE* fdopen(int fd, const char* mode) {
     if (FILE* f = cookie_stream(fd)) return f;
   }
   fd_pos_sync(fd, true);  // glibc's stream reads at the kernel's offset
-  return next(&g_stdio.fdopen, "fdopen")(fd, mode);
+  return next_real(&g_stdio.fdopen, "fdopen")(fd, mode);
 }
 
 // freopen keeps the caller's FILE object. glibc's own streams stay glibc's
@@ -243,17 +237,17 @@ FILE* reopen_stream(FILE* (*real)(const char*, const char*, FILE*), const char* 
 }  // namespace
 
 DC_EXPORT FILE* freopen(const char* path, const char* mode, FILE* stream) {
-  return reopen_stream(next(&g_stdio.freopen, "freopen"), path, mode, stream);
+  return reopen_stream(next_real(&g_stdio.freopen, "freopen"), path, mode, stream);
 }
 
 DC_EXPORT FILE* freopen64(const char* path, const char* mode, FILE* stream) {
-  return reopen_stream(next(&g_stdio.freopen64, "freopen64"), path, mode, stream);
+  return reopen_stream(next_real(&g_stdio.freopen64, "freopen64"), path, mode, stream);
 }
 
 // fclose of any stream: glibc closes its descriptor internally, so the table slot
 // is cleared here first (a cookie stream closes through the shim's close anyway).
 DC_EXPORT int fclose(FILE* stream) {
-  auto real = next(&g_stdio.fclose, "fclose");
+  auto real = next_real(&g_stdio.fclose, "fclose");
   if (!real) {
     errno = ENOSYS;
     return EOF;

@@ -3,6 +3,7 @@
 // each wrapper issues the raw system call instead, so the bootstrap never fails.
 #pragma once
 
+#include <dlfcn.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -37,6 +38,19 @@ struct RealFns {
 
 extern RealFns g_real;
 void resolve_real();
+
+// The next definition of `name` after the shim (libc's), looked up on first use
+// and kept in `*slot`, for wrappers outside RealFns. Racing first calls store the
+// same pointer.
+template <typename T>
+T next_real(T* slot, const char* name) {
+  T fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (!fn) {
+    fn = reinterpret_cast<T>(dlsym(RTLD_NEXT, name));
+    __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+  }
+  return fn;
+}
 
 // Raw-syscall versions used when g_real is not (yet) resolved, and by the shim for
 // its own I/O so it never re-enters its own wrappers.

@@ -125,17 +125,7 @@ done
 for _ in $(seq 1 50); do [ "$(established_to_owner | wc -l)" -eq 1 ] && break; sleep 0.1; done
 [ "$(established_to_owner | wc -l)" -eq 1 ] || fail "kernel: node 2 has $(established_to_owner | wc -l) sockets to n1 after idling"
 for _ in $(seq 1 50); do
-  # The owner counts what it served by asker: all of it went to n2.
-"$DCCTL" --socket "${CL_SOCK[1]}" peers --json >"$T/peers1.json"
-node_stats_json 1 >"$T/stats1.json"
-"$PY" - "$T/peers1.json" "$T/stats1.json" "$T/stats2.json" <<'EOP' || fail "node 1: bytes served per peer wrong: $(cat "$T/peers1.json")"
-import json, sys
-peers1, stats1, stats2 = (json.load(open(f)) for f in sys.argv[1:4])
-served = peers1["bytes_served_to"]
-assert list(served) == ["n2"], served
-assert served["n2"] == stats1["bytes_served_to_peers"] >= stats2["bytes_peer"] > 0, (served, stats1["bytes_served_to_peers"], stats2["bytes_peer"])
-EOP
-inbound=$("$DCCTL" --socket "${CL_SOCK[1]}" peers --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["inbound_connections"])')
+  inbound=$("$DCCTL" --socket "${CL_SOCK[1]}" peers --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["inbound_connections"])')
   [ "$inbound" -eq 1 ] && break
   sleep 0.1
 done
