@@ -29,6 +29,9 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+# meson stops a test that timed out with SIGTERM: exit, so the EXIT trap stops the agent.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }

@@ -41,4 +41,9 @@ grep -q "dropped unauthenticated peer" "$T/agent.log" || fail "bad peers were no
 [ "$(counter cache_pinned_blocks)" -eq 0 ] || sleep 0.2
 [ "$(counter cache_pinned_blocks)" -eq 0 ] || fail "blocks still pinned after every transfer ended"
 [ "$(counter cache_bad_unpins)" -eq 0 ] || fail "a pin was released twice"
+# The range fetches were answered by the send path under test.
+case "${DC_PEER_SEND:-copy}" in
+  copy) [ "$(counter peer_pinned_replies)" -eq 0 ] || fail "send = copy pinned replies" ;;
+  *) [ "$(counter peer_pinned_replies)" -gt 0 ] || fail "send = $DC_PEER_SEND sent no reply in place" ;;
+esac
 echo "peer bad input: ok (peers_rejected=$rejected, send path ${DC_PEER_SEND:-default})"
