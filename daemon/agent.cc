@@ -15,14 +15,14 @@
 
 #include "common/log.h"
 #include "common/units.h"
+#include "daemon/epoll_tag.h"
 #include "daemon/notify.h"
 
 namespace dc {
 namespace {
 
-enum Kind : uint64_t { kListen = 1, kTimer = 2, kSignal = 3, kIo = 4, kSession = 5, kPeer = 6, kMembership = 7 };
-constexpr uint64_t tag(Kind k, uint64_t id = 0) { return (uint64_t{k} << 56) | id; }
-constexpr uint64_t kIdMask = (uint64_t{1} << 56) - 1;
+using namespace epoll_tag;
+constexpr uint64_t tag(Kind k, uint64_t id = 0) { return epoll_tag::make(k, id); }
 constexpr int kTickMs = 20;
 
 uint64_t now_ms() {
@@ -125,7 +125,7 @@ int Agent::run() {
     drain_hit_rings();
     for (int i = 0; i < n; ++i) {
       const uint64_t data = events[i].data.u64;
-      switch (static_cast<Kind>(data >> 56)) {
+      switch (kind_of(data)) {
         case kListen: accept_clients(); break;
         case kTimer: on_tick(); break;
         case kIo:

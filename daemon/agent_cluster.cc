@@ -10,13 +10,13 @@
 #include "common/log.h"
 #include "daemon/agent.h"
 #include "daemon/cache/block_range.h"
+#include "daemon/epoll_tag.h"
 #include "daemon/net/auth.h"
 
 namespace dc {
 namespace {
 
-constexpr uint64_t kPeerKind = 6;  // epoll tag kind of cluster sockets (agent.cc)
-uint64_t peer_tag(uint64_t id) { return (kPeerKind << 56) | id; }
+uint64_t peer_tag(uint64_t id) { return epoll_tag::make(epoll_tag::kPeer, id); }
 
 peer::Status peer_status_of(Errc e) {
   switch (e) {
@@ -53,7 +53,7 @@ Status Agent::start_cluster() {
     membership_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = (uint64_t{7} << 56);  // kMembership (agent.cc)
+    ev.data.u64 = epoll_tag::make(epoll_tag::kMembership);
     if (membership_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, membership_fd_, &ev) != 0)
       return make_error(Errc::kIo, "cannot watch the etcd member list");
     etcd_ = std::make_unique<EtcdMembership>(config_.cluster);
@@ -158,7 +158,7 @@ void Agent::peer_request_done(uint64_t id, bool ok) {
   // Sent in place (zerocopy, sendfile): the block stays pinned, not evicted nor
   // reused, until the connection says the kernel is done with its pages.
   uint64_t pin = 0;
-  if (config_.cluster.send != "copy") {
+  if (cluster_->sends_in_place()) {
     cache_->pin(h);
     pin = uint64_t{h} + 1;
   }

@@ -44,7 +44,6 @@ class BlockCache {
   bool resident_pages(FileKey key, uint64_t block, std::vector<iovec>* pages, uint32_t* len,
                       const std::vector<uint32_t>** seg_crcs, Handle* handle = nullptr);
   // Where page i of a resident block lives in the arena (slot number).
-  uint32_t slot_of(Handle h, uint32_t i) const { return blocks_[h].slots[i]; }
 
   // Pins: a resident block whose pages the kernel is sending to a peer without a
   // copy (MSG_ZEROCOPY, sendfile) must keep them until the kernel is done. A pinned
@@ -53,7 +52,6 @@ class BlockCache {
   // last unpin. Pins nest; unpin of an unpinned handle is ignored (and counted).
   void pin(Handle h);
   void unpin(Handle h);
-  uint32_t pins(Handle h) const { return blocks_[h].pins; }
   uint64_t pinned_blocks() const { return pinned_blocks_; }
   uint64_t bad_unpins() const { return bad_unpins_; }
   uint64_t copy_pages() const { return copy_pages_; }

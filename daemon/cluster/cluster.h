@@ -78,6 +78,8 @@ class Cluster : public PeerConnHandler {
   // Server side send path (cluster_server.cc): how replies leave and how their
   // pins go back (set before start()); what the paths did.
   void set_send_source(SendSource s) { send_source_ = std::move(s); }
+  // Replies go out in place (zerocopy, sendfile): the caller pins what it replies with.
+  bool sends_in_place() const { return send_source_.path != SendPath::kCopy; }
   const SendCounters& send_counters() const { return send_counters_; }
   void poll_sends();  // releases pins the kernel is done with (also run by tick)
 

@@ -1,5 +1,5 @@
 // Server side of the peer protocol: peers authenticating and fetching the blocks
-// this node owns. (The client side and dispatch are in cluster.cc.)
+// this node owns. (The client side is in cluster_client.cc, dispatch in cluster.cc.)
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
