@@ -26,6 +26,9 @@ struct Slot {
   uint32_t own_offset;  // FdInfo::own_offset; cleared, never set, outside fd_track
   uint32_t gen;         // FdInfo::gen
   uint32_t lexical;     // FdInfo::lexical
+  uint32_t desc;        // FdInfo::desc
+  uint32_t aliased;     // 0, or the alias epoch at which another number took this description
+  uint32_t spare;
   char path[kSlotPathMax];
 };
 static_assert(sizeof(Slot) == 512);
@@ -35,7 +38,8 @@ constexpr int kChunkSlots = 1 << kChunkBits;
 constexpr int kChunks = 1024;  // fds up to 1M are tracked; larger ones pass through
 
 Slot* g_chunks[kChunks];
-uint32_t g_forking;  // fd_fork_begin .. fd_fork_end
+uint32_t g_forking;    // fd_fork_begin .. fd_fork_end
+uint32_t g_next_desc;  // description ids handed out by fd_track (0 means "none")
 
 Slot* slot_for(int fd, bool create) {
   if (fd < 0) return nullptr;
@@ -68,14 +72,45 @@ uint32_t my_tid() {
   return t_tid;
 }
 
+// Every marking of a slot as aliased stores a new epoch, so fd_unalias_last can
+// tell (by compare-and-swap) that a slot it found alone was aliased again since.
+uint32_t g_alias_epoch;
+uint32_t alias_epoch() {
+  uint32_t e;
+  do e = __atomic_add_fetch(&g_alias_epoch, 1u, __ATOMIC_RELAXED);
+  while (e == 0);
+  return e;
+}
+
+// One lock for alias bookkeeping (fd_alias and fd_unalias_last), so a scan for the
+// numbers of a description cannot miss one that a dup is adding. Held for one
+// scan of the table at most. Owner tid, so a signal handler re-entering sees it.
+uint32_t g_alias_lock;
+enum class AliasLock { kTaken, kMine, kStuck };
+AliasLock alias_lock() {
+  const uint32_t me = my_tid();
+  for (int spin = 0;; ++spin) {
+    uint32_t expected = 0;
+    if (__atomic_compare_exchange_n(&g_alias_lock, &expected, me, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return AliasLock::kTaken;
+    if (expected == me) return AliasLock::kMine;
+    if (spin > 100000) return AliasLock::kStuck;  // holder longjmp'd out of a handler
+    if (spin > 64) sched_yield();
+  }
+}
+void alias_unlock() {
+  __atomic_store_n(&g_alias_lock, 0u, __ATOMIC_RELEASE);
+}
+
 // Writers take the slot's seqlock by moving seq from even to odd. A writer that
 // finds it odd waits a bounded time: the holder is another thread inside an
 // open/close wrapper for this same fd number, which finishes in microseconds.
 void write_begin(Slot* s) {
   for (int spin = 0;; ++spin) {
     uint32_t cur = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
-    if (!(cur & 1u) && __atomic_compare_exchange_n(&s->seq, &cur, cur + 1, false,
-                                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+    if (!(cur & 1u) && __atomic_compare_exchange_n(&s->seq, &cur, cur + 1, false, __ATOMIC_ACQUIRE,
+                                                   __ATOMIC_RELAXED))
       break;
     if (spin > 100000) {  // holder died mid-write (signal longjmp): take it over
       __atomic_store_n(&s->seq, (cur | 1u), __ATOMIC_RELAXED);
@@ -86,7 +121,9 @@ void write_begin(Slot* s) {
   __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
-void write_end(Slot* s) { seq_write_end(&s->seq); }
+void write_end(Slot* s) {
+  seq_write_end(&s->seq);
+}
 
 }  // namespace
 
@@ -111,6 +148,8 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
     out->own_offset = field_load(&s->own_offset) != 0;
     out->gen = field_load(&s->gen);
     out->lexical = field_load(&s->lexical) != 0;
+    out->desc = field_load(&s->desc);
+    out->aliased = field_load(&s->aliased) != 0;
     uint32_t plen = field_load(&s->path_len);
     if (plen >= kSlotPathMax) plen = 0;
     out->path_len = plen;
@@ -133,18 +172,24 @@ void fd_track(int fd, const FdInfo& info) {
   field_store(&s->dataset_id, info.dataset_id);
   field_store(&s->shared, info.shared ? 1u : 0u);
   field_store(&s->lexical, info.lexical ? 1u : 0u);
+  uint32_t desc = info.desc;
+  while (desc == 0) desc = __atomic_add_fetch(&g_next_desc, 1u, __ATOMIC_RELAXED);
+  field_store(&s->desc, desc);
+  field_store(&s->aliased, info.aliased ? alias_epoch() : 0u);
   // A new open on this number: a new generation, so an offset update racing in
   // from a read of the old file (an app closing under its own reader) cannot land.
   const uint32_t gen = (field_load(&s->gen) + 1) & 0x7fffu;
   field_store(&s->gen, gen);
   // A fork under way (between its prepare and parent handlers) shares anything
   // opened meanwhile with the child.
-  const bool own = info.own_offset && !info.shared && __atomic_load_n(&g_forking, __ATOMIC_ACQUIRE) == 0;
+  const bool own = info.own_offset && !info.shared && !info.aliased &&
+                   __atomic_load_n(&g_forking, __ATOMIC_ACQUIRE) == 0;
   field_store(&s->own_offset, own ? 1u : 0u);
   // Just opened, the kernel's offset is 0, and so is ours; but only a reader's
   // offset ever moves to user space: a pending slot (maybe a directory, read by
   // getdents behind our back) keeps its offset in the kernel until fd_complete.
-  __atomic_store_n(&s->pos, own && info.kind == SlotKind::kReader ? pos_word(gen, 0) : 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&s->pos, own && info.kind == SlotKind::kReader ? pos_word(gen, 0) : 0,
+                   __ATOMIC_RELEASE);
   field_store(&s->path_len, info.path_len);
   memcpy(s->path, info.path, info.path_len);
   s->path[info.path_len] = '\0';
@@ -168,7 +213,8 @@ bool fd_complete(int fd, uint32_t gen, uint64_t size, FileKey key) {
     field_store(&s->kind, static_cast<uint32_t>(SlotKind::kReader));
     // Nothing moved the kernel's offset since the open: every call that could have
     // (sendfile, dup, fork, ...) cleared own_offset on a pending slot (fd_pos_sync).
-    if (field_load(&s->own_offset) != 0 && field_load(&s->shared) == 0)
+    if (field_load(&s->own_offset) != 0 && field_load(&s->shared) == 0 &&
+        field_load(&s->aliased) == 0)
       __atomic_store_n(&s->pos, pos_word(gen, 0), __ATOMIC_RELEASE);
   }
   write_end(s);
@@ -218,15 +264,18 @@ void fd_clear_range(unsigned first, unsigned last) {
     if (!chunk) continue;
     for (unsigned i = 0; i < kChunkSlots; ++i) {
       const unsigned fd = (c << kChunkBits) | i;
-      if (fd >= first && fd <= last && field_load(&chunk[i].kind) != 0) fd_clear(static_cast<int>(fd));
+      if (fd >= first && fd <= last && field_load(&chunk[i].kind) != 0)
+        fd_clear(static_cast<int>(fd));
     }
   }
 }
 
 void fd_copy(int from, int to) {
   FdInfo info;
-  if (fd_lookup(from, &info, true)) fd_track(to, info);
-  else fd_clear(to);
+  if (fd_lookup(from, &info, true))
+    fd_track(to, info);
+  else
+    fd_clear(to);
 }
 
 bool fd_lock(int fd) {
@@ -243,8 +292,10 @@ bool fd_lock(int fd) {
     // give up: the caller then uses the plain system call, which is always correct
     // for the bytes, if not for the order of two racing reads.
     if (spin > 20000) return false;
-    if (spin > 1000) usleep(100);
-    else if (spin > 64) sched_yield();
+    if (spin > 1000)
+      usleep(100);
+    else if (spin > 64)
+      sched_yield();
   }
 }
 
@@ -271,8 +322,9 @@ bool fd_pos_cas(int fd, uint64_t expected, uint64_t desired) {
 bool fd_pos_adopt(int fd, uint32_t gen, uint64_t pos) {
   Slot* s = slot_for(fd, false);
   if (!s || pos > kPosMax) return false;
-  if (field_load(&s->kind) != static_cast<uint32_t>(SlotKind::kReader) || field_load(&s->own_offset) == 0 ||
-      field_load(&s->shared) != 0 || field_load(&s->gen) != (gen & 0x7fffu))
+  if (field_load(&s->kind) != static_cast<uint32_t>(SlotKind::kReader) ||
+      field_load(&s->own_offset) == 0 || field_load(&s->shared) != 0 ||
+      field_load(&s->aliased) != 0 || field_load(&s->gen) != (gen & 0x7fffu))
     return false;
   __atomic_store_n(&s->pos, pos_word(gen, pos), __ATOMIC_RELEASE);
   return true;
@@ -292,6 +344,63 @@ void sync_slot(int fd, Slot* s, bool forbid, bool mark_shared) {
   }
 }
 }  // namespace
+
+void fd_alias(int from, int to, const FdInfo& from_info, bool track_to) {
+  const AliasLock held = alias_lock();
+  // `from` first: taking its lock waits for a read of it in progress ("get offset,
+  // serve, set offset") to finish; every read after finds it aliased.
+  Slot* s = slot_for(from, false);
+  if (s && field_load(&s->kind) != 0) {
+    const bool locked = fd_lock(from);
+    __atomic_store_n(&s->aliased, alias_epoch(), __ATOMIC_RELEASE);
+    sync_slot(from, s, true, false);
+    if (locked) fd_unlock(from);
+  }
+  if (track_to) {
+    FdInfo info = from_info;
+    info.aliased = true;
+    info.own_offset = false;
+    fd_track(to, info);
+  }
+  if (held == AliasLock::kTaken) alias_unlock();
+}
+
+uint32_t fd_aliased_desc(int fd) {
+  Slot* s = slot_for(fd, false);
+  if (!s || field_load(&s->kind) == 0 || __atomic_load_n(&s->aliased, __ATOMIC_ACQUIRE) == 0)
+    return 0;
+  return field_load(&s->desc);
+}
+
+void fd_unalias_last(uint32_t desc) {
+  if (desc == 0) return;
+  // Not the lock's owner (re-entered, or it is stuck): the description simply
+  // stays aliased, which costs only the cache for read() of it.
+  if (alias_lock() != AliasLock::kTaken) return;
+  // Every tracked number still naming the description. A slot being rewritten
+  // may still show its old description: that can only add to the count, and an
+  // extra count only keeps the survivor aliased.
+  Slot* survivor = nullptr;
+  int numbers = 0;
+  for (int c = 0; c < kChunks && numbers < 2; ++c) {
+    Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
+    if (!chunk) continue;
+    for (int i = 0; i < kChunkSlots && numbers < 2; ++i) {
+      if (field_load(&chunk[i].kind) == 0 || field_load(&chunk[i].desc) != desc) continue;
+      survivor = &chunk[i];
+      ++numbers;
+    }
+  }
+  if (numbers == 1) {
+    // A dup from a signal handler that interrupted this scan re-marked it with a
+    // new epoch: then the swap fails and it stays aliased.
+    uint32_t epoch = __atomic_load_n(&survivor->aliased, __ATOMIC_ACQUIRE);
+    if (epoch != 0)
+      __atomic_compare_exchange_n(&survivor->aliased, &epoch, 0u, false, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_RELAXED);
+  }
+  alias_unlock();
+}
 
 void fd_pos_sync(int fd, bool forbid) {
   Slot* s = slot_for(fd, false);

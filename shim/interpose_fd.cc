@@ -57,14 +57,12 @@ void after_dup(int from, int to) {
     fd_clear(to);  // the new number describes nothing we track (clearing is always safe)
     return;
   }
-  // Two numbers now name one description: its offset must live in the kernel.
-  // (Syncing is right even in a vfork child: the description is shared.)
-  fd_pos_sync(from, true);
-  info.own_offset = false;
-  // Setting a slot is not safe in a vfork child (it shares our memory): only now,
-  // for a tracked source, pay for the check.
-  if (link_in_foreign_process()) return;
-  fd_track(to, info);
+  // Two numbers now name one description, and the per-fd lock that makes "get
+  // offset, serve, set offset" atomic is per number: read() of either is left to
+  // the kernel while both do (fd_alias). Marking `from` is right even in a vfork
+  // child (the description is shared with the parent, whose table that is); only
+  // setting a slot for the child's own new number is not.
+  fd_alias(from, to, info, !link_in_foreign_process());
 }
 
 }  // namespace
@@ -126,10 +124,15 @@ DC_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
 
 DC_EXPORT int close(int fd) {
   link_forget_fd(fd);  // an app closing the shim's own socket: stop using that number
+  const uint32_t aliased_desc = fd_aliased_desc(fd);
   CloseTicket ticket;
   begin_close(fd, &ticket);  // clear first: the number may be reused the moment it closes
   int rc = g_real.close ? g_real.close(fd) : sys_close(fd);
   finish_close(ticket);
+  // Only once the number is gone in the kernel too (until then a read of it could
+  // still move the offset), and not from a vfork child: its close leaves the
+  // parent's number, in the table it shares with us, open.
+  if (aliased_desc != 0 && rc == 0 && !link_in_foreign_process()) fd_unalias_last(aliased_desc);
   return rc;
 }
 

@@ -38,7 +38,7 @@ template <typename ServeAt, typename KernelAt>
 ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt kernel_at) {
   // Another process may move a shared offset between our "get" and "set": only the
   // kernel's read is atomic there.
-  if (fi.shared) return kNotServed;
+  if (fi.offset_shared()) return kNotServed;
   const int saved = errno;
   // The offset kept in user space: no system call on a hit. A racing read or seek
   // on the same fd makes the swap fail; then read again at the new offset.
@@ -72,7 +72,7 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
   ssize_t r = kNotServed;
   FdInfo again;
   // Re-check under the lock: another thread may have closed and reused the number.
-  if (tracked_reader(fd, &again) && again.key == fi.key && !again.shared) {
+  if (tracked_reader(fd, &again) && again.key == fi.key && !again.offset_shared()) {
     // While we waited, the thread before us may have put the offset in user space.
     if (again.own_offset && fd_pos_load(fd, again.gen, &word)) {
       fd_unlock(fd);
@@ -236,7 +236,8 @@ namespace {
 off_t lseek_common(off_t (*real)(int, off_t, int), int fd, off_t off, int whence) {
   FdInfo fi;
   const bool tracked = tracked_reader(fd, &fi);
-  if (tracked && fi.own_offset && !fi.shared && (whence == SEEK_SET || whence == SEEK_CUR)) {
+  if (tracked && fi.own_offset && !fi.offset_shared() &&
+      (whence == SEEK_SET || whence == SEEK_CUR)) {
     uint64_t word;
     while (fd_pos_load(fd, fi.gen, &word)) {
       const int64_t base = whence == SEEK_SET ? 0 : static_cast<int64_t>(pos_of(word));
