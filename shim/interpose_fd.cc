@@ -10,6 +10,7 @@
 
 #include "shim/agent_link.h"
 #include "shim/fd_table.h"
+#include "shim/kept_errno.h"
 #include "shim/real.h"
 #include "shim/track.h"
 
@@ -46,7 +47,7 @@ void dc::shim::shim_global_init() {
 namespace {
 
 int finish_open(int fd, int flags, const char* path) {
-  if (fd >= 0) track_opened(fd, flags, path);
+  if (fd >= 0) keeping_errno([&] { track_opened(fd, flags, path); });
   return fd;
 }
 
@@ -123,41 +124,49 @@ DC_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
 }
 
 DC_EXPORT int close(int fd) {
+  const KeptErrno e;
   link_forget_fd(fd);  // an app closing the shim's own socket: stop using that number
   const uint32_t aliased_desc = fd_aliased_desc(fd);
   CloseTicket ticket;
   begin_close(fd, &ticket);  // clear first: the number may be reused the moment it closes
+  e.restore();
   int rc = g_real.close ? g_real.close(fd) : sys_close(fd);
-  finish_close(ticket);
+  keeping_errno([&] { finish_close(ticket); });
   // Only once the number is gone in the kernel too (until then a read of it could
   // still move the offset), and not from a vfork child: its close leaves the
   // parent's number, in the table it shares with us, open.
-  if (aliased_desc != 0 && rc == 0 && !link_in_foreign_process()) fd_unalias_last(aliased_desc);
+  if (aliased_desc != 0 && rc == 0 && !link_in_foreign_process())
+    keeping_errno([&] { fd_unalias_last(aliased_desc); });
   return rc;
 }
 
 DC_EXPORT int dup(int fd) {
   int nfd = g_real.dup ? g_real.dup(fd) : sys_dup(fd);
-  after_dup(fd, nfd);
+  keeping_errno([&] { after_dup(fd, nfd); });
   return nfd;
 }
 
 DC_EXPORT int dup2(int fd, int target) {
+  const KeptErrno e;
   if (fd != target) link_forget_fd(target);
+  e.restore();
   int nfd = g_real.dup2 ? g_real.dup2(fd, target) : sys_dup3(fd, target, 0);
-  after_dup(fd, nfd);
+  keeping_errno([&] { after_dup(fd, nfd); });
   return nfd;
 }
 
 DC_EXPORT int dup3(int fd, int target, int flags) {
+  const KeptErrno e;
   link_forget_fd(target);
+  e.restore();
   int nfd = g_real.dup3 ? g_real.dup3(fd, target, flags) : sys_dup3(fd, target, flags);
-  after_dup(fd, nfd);
+  keeping_errno([&] { after_dup(fd, nfd); });
   return nfd;
 }
 
 namespace {
 int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, unsigned long arg) {
+  const KeptErrno e;
   // Clearing close-on-exec lets an exec'd program inherit the description.
   if (cmd == F_SETFD && !(arg & FD_CLOEXEC)) fd_pos_sync(fd, true);
   // A record lock relative to SEEK_CUR is placed at the kernel's offset.
@@ -165,8 +174,10 @@ int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, unsigned long arg)
        cmd == F_OFD_SETLKW) &&
       arg && reinterpret_cast<const struct flock*>(arg)->l_whence == SEEK_CUR)
     fd_pos_sync(fd, false);
+  e.restore();
   int rc = real ? real(fd, cmd, arg) : static_cast<int>(sys_fcntl(fd, cmd, static_cast<long>(arg)));
-  if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && rc >= 0) after_dup(fd, rc);
+  if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && rc >= 0)
+    keeping_errno([&] { after_dup(fd, rc); });
   return rc;
 }
 }  // namespace
@@ -196,7 +207,7 @@ DC_EXPORT int fstat(int fd, struct stat* st) {
   static decltype(&::fstat) real_fn;
   auto real = next_real(&real_fn, "fstat");
   int rc = real ? real(fd, st) : static_cast<int>(syscall(SYS_newfstatat, fd, "", st, AT_EMPTY_PATH));
-  if (rc == 0) note_fstat(fd, *st);
+  if (rc == 0) keeping_errno([&] { note_fstat(fd, *st); });
   return rc;
 }
 
@@ -205,6 +216,6 @@ DC_EXPORT int fstat64(int fd, struct stat64* st) {
   auto real = next_real(&real_fn, "fstat64");
   int rc = real ? real(fd, st) : static_cast<int>(syscall(SYS_newfstatat, fd, "", st, AT_EMPTY_PATH));
   static_assert(sizeof(struct stat64) == sizeof(struct stat), "one stat layout on this ABI");
-  if (rc == 0) note_fstat(fd, *reinterpret_cast<const struct stat*>(st));
+  if (rc == 0) keeping_errno([&] { note_fstat(fd, *reinterpret_cast<const struct stat*>(st)); });
   return rc;
 }

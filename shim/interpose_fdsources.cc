@@ -23,6 +23,7 @@
 
 #include "shim/agent_link.h"
 #include "shim/fd_table.h"
+#include "shim/kept_errno.h"
 #include "shim/real.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
@@ -53,10 +54,12 @@ int fresh_pair(int rc, int fds[2]) {
 DC_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
   // A vfork child (e.g. Python's subprocess closing inherited fds) closes its own
   // copies: the parent's table and sockets, which it shares memory with, stay.
-  if (!(flags & CLOSE_RANGE_CLOEXEC) && !link_in_foreign_process()) {
-    fd_clear_range(first, last);
-    link_forget_fd_range(first, last);
-  }
+  keeping_errno([&] {
+    if (!(flags & CLOSE_RANGE_CLOEXEC) && !link_in_foreign_process()) {
+      fd_clear_range(first, last);
+      link_forget_fd_range(first, last);
+    }
+  });
   DC_REAL(close_range);
   if (!real_close_range) {
     errno = ENOSYS;
@@ -66,10 +69,12 @@ DC_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
 }
 
 DC_EXPORT void closefrom(int lowfd) {
-  if (lowfd >= 0 && !link_in_foreign_process()) {
-    fd_clear_range(static_cast<unsigned>(lowfd), ~0u);
-    link_forget_fd_range(static_cast<unsigned>(lowfd), ~0u);
-  }
+  keeping_errno([&] {
+    if (lowfd >= 0 && !link_in_foreign_process()) {
+      fd_clear_range(static_cast<unsigned>(lowfd), ~0u);
+      link_forget_fd_range(static_cast<unsigned>(lowfd), ~0u);
+    }
+  });
   DC_REAL(closefrom);
   if (real_closefrom) real_closefrom(lowfd);
 }

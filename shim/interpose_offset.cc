@@ -18,6 +18,7 @@
 #include <cstdarg>
 
 #include "shim/fd_table.h"
+#include "shim/kept_errno.h"
 #include "shim/real.h"
 
 #define DC_EXPORT extern "C" __attribute__((visibility("default")))
@@ -47,7 +48,12 @@ void share_passed_fds(const msghdr* msg) {
 // offset back to user space mid-call, and the two would overlap).
 class KernelOffset {
  public:
-  explicit KernelOffset(int fd) : fd_(fd), locked_(fd_lock(fd)) { fd_pos_sync(fd, false); }
+  explicit KernelOffset(int fd) : fd_(fd) {
+    keeping_errno([&] {
+      locked_ = fd_lock(fd);
+      fd_pos_sync(fd, false);
+    });
+  }
   ~KernelOffset() {
     if (locked_) {
       const int saved = errno;
@@ -60,7 +66,7 @@ class KernelOffset {
 
  private:
   int fd_;
-  bool locked_;
+  bool locked_ = false;
 };
 
 }  // namespace
@@ -97,13 +103,15 @@ DC_EXPORT ssize_t copy_file_range(int fd_in, off64_t* off_in, int fd_out, off64_
 
 DC_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   static decltype(&::sendmsg) real;
-  share_passed_fds(msg);
+  keeping_errno([&] { share_passed_fds(msg); });
   return next_real(&real, "sendmsg")(fd, msg, flags);
 }
 
 DC_EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
   static decltype(&::sendmmsg) real;
-  for (unsigned int i = 0; vec && i < vlen; ++i) share_passed_fds(&vec[i].msg_hdr);
+  keeping_errno([&] {
+    for (unsigned int i = 0; vec && i < vlen; ++i) share_passed_fds(&vec[i].msg_hdr);
+  });
   return next_real(&real, "sendmmsg")(fd, vec, vlen, flags);
 }
 
@@ -128,7 +136,7 @@ DC_EXPORT int ioctl(int fd, unsigned long request, ...) {
   void* arg = va_arg(ap, void*);
   va_end(ap);
   // Clearing close-on-exec lets an exec'd program inherit the description.
-  if (request == FIONCLEX) fd_pos_sync(fd, true);
+  if (request == FIONCLEX) keeping_errno([&] { fd_pos_sync(fd, true); });
   // On a regular file FIONREAD answers size minus the kernel's offset.
   if (request == FIONREAD) {
     KernelOffset k(fd);

@@ -15,6 +15,7 @@
 
 #include "shim/agent_link.h"
 #include "shim/fd_table.h"
+#include "shim/kept_errno.h"
 #include "shim/real.h"
 #include "shim/serve.h"
 #include "shim/track.h"
@@ -104,21 +105,24 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
 }
 
 ssize_t count_fallback(ssize_t r) {
-  if (r > 0) link_count(Served::kFallback, static_cast<uint64_t>(r));
+  if (r > 0) keeping_errno([&] { link_count(Served::kFallback, static_cast<uint64_t>(r)); });
   return r;
 }
 
 }  // namespace
 
 DC_EXPORT ssize_t read(int fd, void* buf, size_t n) {
+  const KeptErrno e;
   FdInfo fi;
   if (tracked_reader(fd, &fi)) {
     ssize_t r = serve_at_offset(
         fd, fi, [&](uint64_t pos) { return serve_pread(fd, fi, buf, n, pos); },
         [&](uint64_t pos) { return sys_pread(fd, buf, n, static_cast<off_t>(pos)); });
-    if (r != kNotServed) return r;
+    if (r != kNotServed) return e.result(r);
+    e.restore();
     return count_fallback(g_real.read ? g_real.read(fd, buf, n) : sys_read(fd, buf, n));
   }
+  e.restore();
   return g_real.read ? g_real.read(fd, buf, n) : sys_read(fd, buf, n);
 }
 
@@ -129,12 +133,15 @@ DC_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
 
 namespace {
 ssize_t pread_common(ssize_t (*real)(int, void*, size_t, off_t), int fd, void* buf, size_t n, off_t off) {
+  const KeptErrno e;
   FdInfo fi;
   if (off >= 0 && tracked_reader(fd, &fi)) {
     ssize_t r = serve_pread(fd, fi, buf, n, static_cast<uint64_t>(off));
-    if (r != kNotServed) return r;
+    if (r != kNotServed) return e.result(r);
+    e.restore();
     return count_fallback(real ? real(fd, buf, n, off) : sys_pread(fd, buf, n, off));
   }
+  e.restore();
   return real ? real(fd, buf, n, off) : sys_pread(fd, buf, n, off);
 }
 }  // namespace
@@ -156,30 +163,37 @@ DC_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t
 }
 
 DC_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
+  const KeptErrno e;
   FdInfo fi;
   if (tracked_reader(fd, &fi)) {
     ssize_t r = serve_at_offset(
         fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); },
         [&](uint64_t pos) { return sys_preadv(fd, iov, cnt, static_cast<off_t>(pos)); });
-    if (r != kNotServed) return r;
+    if (r != kNotServed) return e.result(r);
+    e.restore();
     return count_fallback(g_real.readv ? g_real.readv(fd, iov, cnt) : sys_readv(fd, iov, cnt));
   }
+  e.restore();
   return g_real.readv ? g_real.readv(fd, iov, cnt) : sys_readv(fd, iov, cnt);
 }
 
 namespace {
 ssize_t preadv_common(ssize_t (*real)(int, const iovec*, int, off_t), int fd, const iovec* iov, int cnt, off_t off) {
+  const KeptErrno e;
   FdInfo fi;
   if (off >= 0 && tracked_reader(fd, &fi)) {
     ssize_t r = serve_preadv(fd, fi, iov, cnt, static_cast<uint64_t>(off));
-    if (r != kNotServed) return r;
+    if (r != kNotServed) return e.result(r);
+    e.restore();
     return count_fallback(real ? real(fd, iov, cnt, off) : sys_preadv(fd, iov, cnt, off));
   }
+  e.restore();
   return real ? real(fd, iov, cnt, off) : sys_preadv(fd, iov, cnt, off);
 }
 
 ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int fd, const iovec* iov,
                        int cnt, off_t off, int flags) {
+  const KeptErrno e;
   FdInfo fi;
   // Flags (RWF_NOWAIT, RWF_HIPRI, ...) ask the kernel for specific behaviour: honour
   // them by letting the kernel do the read.
@@ -188,6 +202,7 @@ ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int 
     // The kernel reads at its own offset: put it right, and hold reads off meanwhile.
     const bool locked = fd_lock(fd);
     fd_pos_sync(fd, false);
+    e.restore();
     ssize_t r = real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags);
     if (locked) {
       const int saved = errno;
@@ -203,9 +218,11 @@ ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int 
           fd, fi, [&](uint64_t pos) { return serve_preadv(fd, fi, iov, cnt, pos); },
           [&](uint64_t pos) { return sys_preadv(fd, iov, cnt, static_cast<off_t>(pos)); });
     else if (off >= 0) r = serve_preadv(fd, fi, iov, cnt, static_cast<uint64_t>(off));
-    if (r != kNotServed) return r;
+    if (r != kNotServed) return e.result(r);
+    e.restore();
     return count_fallback(real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags));
   }
+  e.restore();
   return real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags);
 }
 }  // namespace
@@ -234,6 +251,7 @@ namespace {
 // progress on the fd as the kernel's own per-file offset lock would: otherwise that
 // read's "set offset" could undo the seek.
 off_t lseek_common(off_t (*real)(int, off_t, int), int fd, off_t off, int whence) {
+  const KeptErrno e;
   FdInfo fi;
   const bool tracked = tracked_reader(fd, &fi);
   if (tracked && fi.own_offset && !fi.offset_shared() &&
@@ -245,12 +263,13 @@ off_t lseek_common(off_t (*real)(int, off_t, int), int fd, off_t off, int whence
       // past EOF its filesystem allows).
       if (off < -base || off > static_cast<int64_t>(fi.size) - base) break;
       const uint64_t next = static_cast<uint64_t>(base + off);
-      if (fd_pos_cas(fd, word, pos_word(fi.gen, next))) return static_cast<off_t>(next);
+      if (fd_pos_cas(fd, word, pos_word(fi.gen, next))) return e.result(static_cast<off_t>(next));
     }
   }
   const bool locked = tracked && fd_lock(fd);
   // Under the lock, so no read can move the offset back to user space meanwhile.
   if (tracked) fd_pos_sync(fd, false);
+  e.restore();
   off_t r = real ? real(fd, off, whence) : sys_lseek(fd, off, whence);
   if (locked) {
     const int saved = errno;

@@ -19,6 +19,7 @@
 
 #include "shim/agent_link.h"
 #include "shim/fd_table.h"
+#include "shim/kept_errno.h"
 #include "shim/real.h"
 #include "shim/track.h"
 
@@ -137,7 +138,7 @@ FILE* cookie_stream(int fd) {
 FILE* learn_stream(FILE* f, const char* mode) {
   if (f) {
     const int fd = f->_fileno;
-    if (fd >= 0) track_opened(fd, mode_flags(mode), nullptr);
+    if (fd >= 0) keeping_errno([&] { track_opened(fd, mode_flags(mode), nullptr); });
   }
   return f;
 }
@@ -169,12 +170,20 @@ FILE* open_stream(FILE* (*real)(const char*, const char*), const char* path, con
 
 }  // namespace
 
+// A stream opened: errno as the caller left it (the shim's own open, lookups and
+// syncs on the way leave no trace). A failure: the errno of the call that failed.
 DC_EXPORT FILE* fopen(const char* path, const char* mode) {
-  return open_stream(next_real(&g_stdio.fopen, "fopen"), path, mode);
+  const KeptErrno e;
+  FILE* f = open_stream(next_real(&g_stdio.fopen, "fopen"), path, mode);
+  if (f) e.restore();
+  return f;
 }
 
 DC_EXPORT FILE* fopen64(const char* path, const char* mode) {
-  return open_stream(next_real(&g_stdio.fopen64, "fopen64"), path, mode);
+  const KeptErrno e;
+  FILE* f = open_stream(next_real(&g_stdio.fopen64, "fopen64"), path, mode);
+  if (f) e.restore();
+  return f;
 }
 
 DC_EXPORT FILE* fdopen(int fd, const char* mode) {
@@ -231,7 +240,7 @@ FILE* reopen_stream(FILE* (*real)(const char*, const char*, FILE*), const char* 
   const int old_fd = stream ? stream->_fileno : -1;
   if (old_fd >= 0) begin_close(old_fd, &ticket);
   FILE* f = real(path, mode, stream);
-  if (old_fd >= 0) finish_close(ticket);
+  if (old_fd >= 0) keeping_errno([&] { finish_close(ticket); });
   return learn_stream(f, mode);
 }
 }  // namespace
@@ -256,6 +265,6 @@ DC_EXPORT int fclose(FILE* stream) {
   CloseTicket ticket;
   if (fd >= 0) begin_close(fd, &ticket);
   const int rc = real(stream);
-  if (fd >= 0) finish_close(ticket);
+  if (fd >= 0) keeping_errno([&] { finish_close(ticket); });
   return rc;
 }
