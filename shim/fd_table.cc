@@ -28,7 +28,7 @@ struct Slot {
   uint32_t lexical;     // FdInfo::lexical
   uint32_t desc;        // FdInfo::desc
   uint32_t aliased;     // 0, or the alias epoch at which another number took this description
-  uint32_t spare;
+  uint32_t writer;      // tid inside write_begin..write_end, 0 if none (a hint for readers)
   char path[kSlotPathMax];
 };
 static_assert(sizeof(Slot) == 512);
@@ -119,10 +119,31 @@ void write_begin(Slot* s) {
     if (spin > 64) sched_yield();
   }
   __atomic_thread_fence(__ATOMIC_RELEASE);
+  __atomic_store_n(&s->writer, my_tid(), __ATOMIC_RELAXED);
 }
 
 void write_end(Slot* s) {
+  __atomic_store_n(&s->writer, 0u, __ATOMIC_RELAXED);
   seq_write_end(&s->seq);
+}
+
+// How long a reader waits for a writer of the slot before it stops trusting it.
+// Writers hold a slot for a few stores, so this is only reached when the writer is
+// not running: preempted for long on a loaded machine, or gone (a signal handler
+// that longjmp'd out of a wrapper mid-write).
+constexpr int kLookupSpins = 200000;
+
+void sync_slot(int fd, Slot* s, bool forbid, bool mark_shared);
+
+// A reader that cannot read the slot must still never send its caller to a stale
+// kernel offset: the offset goes back to the kernel, and the slot is marked shared
+// (read() of the fd is the kernel's from now on, whether its slot can be read or
+// not). The fd's lock is taken so that no read under it is between its "get
+// offset" and "set offset" meanwhile.
+void give_up_on_writer(int fd, Slot* s) {
+  const bool locked = fd_lock(fd);
+  sync_slot(fd, s, true, true);
+  if (locked) fd_unlock(fd);
 }
 
 }  // namespace
@@ -130,13 +151,22 @@ void write_end(Slot* s) {
 bool fd_lookup(int fd, FdInfo* out, bool with_path) {
   Slot* s = slot_for(fd, false);
   if (!s) return false;
-  // A slot being written is waited for (writers hold it for a few stores): giving
-  // up would read as "untracked", and an untracked read goes to the kernel's
-  // offset, which is stale while the slot keeps it in user space.
-  for (int attempt = 0; attempt < 200000; ++attempt) {
+  // A slot being written is waited for (writers hold it for a few stores). An
+  // "untracked" answer sends the caller to the kernel's offset, which is stale
+  // while the slot keeps it in user space: give_up_on_writer puts it right first.
+  for (int attempt = 0;; ++attempt) {
     if (attempt > 64) sched_yield();
     const uint32_t s1 = seq_read_begin(&s->seq);
-    if (s1 & 1u) continue;
+    if (s1 & 1u) {
+      // This thread is the writer (a signal handler interrupted it mid-write):
+      // waiting cannot end. Nor, past a bound, is it worth waiting for one that
+      // does not run.
+      if (__atomic_load_n(&s->writer, __ATOMIC_RELAXED) == my_tid() || attempt >= kLookupSpins) {
+        give_up_on_writer(fd, s);
+        return false;
+      }
+      continue;
+    }
     const uint32_t kind = field_load(&s->kind);
     if (kind == 0) return false;
     out->kind = static_cast<SlotKind>(kind);
@@ -159,7 +189,6 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
     }
     if (seq_read_valid(&s->seq, s1)) return true;
   }
-  return false;  // a writer died mid-write (a longjmp out of a handler): untracked
 }
 
 void fd_track(int fd, const FdInfo& info) {
@@ -332,7 +361,8 @@ bool fd_pos_adopt(int fd, uint32_t gen, uint64_t pos) {
 
 namespace {
 // Caller holds the fd's lock if it could get it (best effort: a signal handler
-// re-entering, or a holder stuck for seconds).
+// re-entering, or a holder stuck for seconds). Only words outside the seqlock
+// (atomics of their own) are written, so a writer stuck mid-write cannot block it.
 void sync_slot(int fd, Slot* s, bool forbid, bool mark_shared) {
   if (mark_shared) __atomic_store_n(&s->shared, 1u, __ATOMIC_RELEASE);
   if (forbid || mark_shared) __atomic_store_n(&s->own_offset, 0u, __ATOMIC_RELEASE);
@@ -449,6 +479,11 @@ void fd_pos_sync_all_shared() {
       if (locked) fd_unlock(fd);
     }
   }
+}
+
+void fd_fault_abandon_write(int fd) {
+  Slot* s = slot_for(fd, true);
+  if (s) write_begin(s);
 }
 
 void fd_reset_locks_after_fork() {

@@ -60,6 +60,11 @@ struct FdInfo {
 
 // Copies the slot of `fd`. False if fd is not tracked. `with_path` also copies the
 // relative path (only the miss path needs it).
+// Also false, for a tracked fd, when a writer of its slot does not finish (it is
+// this very thread, interrupted by a signal handler; or it has not run for long):
+// the slot's offset is put back in the kernel and the slot marked shared first, so
+// the caller's plain system call reads at the right offset, and so does every
+// later read of the fd. Never "untracked" with a stale kernel offset.
 bool fd_lookup(int fd, FdInfo* out, bool with_path);
 void fd_track(int fd, const FdInfo& info);
 void fd_clear(int fd);
@@ -146,5 +151,9 @@ void fd_fork_end_in_child();
 
 // After fork: the child's threads are gone, so are their locks.
 void fd_reset_locks_after_fork();
+
+// Fault-injection point for tests: begins a write of `fd`'s slot and never ends
+// it, as a wrapper does that a signal handler longjmp'd out of mid-write.
+void fd_fault_abandon_write(int fd);
 
 }  // namespace dc::shim
