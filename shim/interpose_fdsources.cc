@@ -6,6 +6,7 @@
 // creates one clears the slot of the number it got (whatever closed the old one,
 // unseen: a raw close system call, a library's internal close).
 //
+// Received descriptors (recvmsg, recvmmsg with SCM_RIGHTS) are new numbers too.
 // What remains unseen is a descriptor both closed and re-created through raw
 // system calls; read() is still safe then (its lseek fails on non-files), and
 // pread/readv on such a number would be an application bug on a non-file anyway.
@@ -45,6 +46,24 @@ int fresh_pair(int rc, int fds[2]) {
     fresh(fds[1]);
   }
   return rc;
+}
+
+// Every descriptor received in the SCM_RIGHTS messages of `msg`: numbers the kernel
+// just assigned, which may have been closed unseen before.
+void fresh_received(const msghdr* msg) {
+  if (!msg || !msg->msg_control || msg->msg_controllen < sizeof(cmsghdr)) return;
+  for (const cmsghdr* c = CMSG_FIRSTHDR(msg); c;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(msg), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+      continue;
+    const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const auto* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < n; ++i) {
+      int fd;
+      __builtin_memcpy(&fd, fds + i, sizeof fd);
+      fresh(fd);
+    }
+  }
 }
 
 #define DC_REAL(name) static decltype(&::name) real_##name; next_real(&real_##name, #name)
@@ -97,6 +116,20 @@ DC_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
 DC_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   DC_REAL(accept4);
   return fresh(real_accept4(fd, addr, len, flags));
+}
+
+DC_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  DC_REAL(recvmsg);
+  const ssize_t r = real_recvmsg(fd, msg, flags);
+  if (r >= 0) fresh_received(msg);
+  return r;
+}
+
+DC_EXPORT int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout) {
+  DC_REAL(recvmmsg);
+  const int r = real_recvmmsg(fd, vec, vlen, flags, timeout);
+  for (int i = 0; vec && i < r; ++i) fresh_received(&vec[i].msg_hdr);
+  return r;
 }
 
 DC_EXPORT int pipe(int fds[2]) {

@@ -648,6 +648,43 @@ struct Stale {
       check_reused("raw close, then memfd_create()", fd, mfd, -1, true);
       close(mfd);
     }
+    {
+      // The new number arrives in an SCM_RIGHTS message (a file: pread would be served).
+      int fd = open_tracked();
+      int sv[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) die("socketpair");
+      const int mfd = static_cast<int>(syscall(SYS_memfd_create, "dc-compat", 0));
+      if (mfd < 0) die("memfd");
+      syscall(SYS_close, fd);  // the received descriptor takes this number
+      char byte = 'x';
+      iovec iov{&byte, 1};
+      alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = ctl;
+      msg.msg_controllen = sizeof ctl;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &mfd, sizeof mfd);
+      if (sendmsg(sv[0], &msg, 0) != 1) die("sendmsg");
+      syscall(SYS_close, mfd);
+      alignas(cmsghdr) char ctl_in[CMSG_SPACE(sizeof(int))] = {};
+      msghdr in{};
+      in.msg_iov = &iov;
+      in.msg_iovlen = 1;
+      in.msg_control = ctl_in;
+      in.msg_controllen = sizeof ctl_in;
+      if (recvmsg(sv[1], &in, 0) != 1 || !CMSG_FIRSTHDR(&in)) die("recvmsg");
+      int got;
+      memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&in)), sizeof got);
+      check_reused("raw close, then recvmsg(SCM_RIGHTS)", fd, got, -1, true);
+      close(got);
+      close(sv[0]);
+      close(sv[1]);
+    }
     // Both unseen, a non-seekable new descriptor: documented as safe for read().
     {
       int fd = open_tracked();
