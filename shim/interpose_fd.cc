@@ -146,21 +146,32 @@ DC_EXPORT int dup(int fd) {
   return nfd;
 }
 
+namespace {
+// dup2/dup3 onto a number that named another description closes it there: as
+// after a close, its last other number may be alone again.
+void after_dup_over(int from, int to, uint32_t replaced_desc) {
+  after_dup(from, to);
+  if (to >= 0 && replaced_desc != 0 && !link_in_foreign_process()) fd_unalias_last(replaced_desc);
+}
+}  // namespace
+
 DC_EXPORT int dup2(int fd, int target) {
   const KeptErrno e;
   if (fd != target) link_forget_fd(target);
+  const uint32_t replaced = fd != target ? fd_aliased_desc(target) : 0;
   e.restore();
   int nfd = g_real.dup2 ? g_real.dup2(fd, target) : sys_dup3(fd, target, 0);
-  keeping_errno([&] { after_dup(fd, nfd); });
+  keeping_errno([&] { after_dup_over(fd, nfd, replaced); });
   return nfd;
 }
 
 DC_EXPORT int dup3(int fd, int target, int flags) {
   const KeptErrno e;
   link_forget_fd(target);
+  const uint32_t replaced = fd != target ? fd_aliased_desc(target) : 0;
   e.restore();
   int nfd = g_real.dup3 ? g_real.dup3(fd, target, flags) : sys_dup3(fd, target, flags);
-  keeping_errno([&] { after_dup(fd, nfd); });
+  keeping_errno([&] { after_dup_over(fd, nfd, replaced); });
   return nfd;
 }
 

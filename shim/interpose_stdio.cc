@@ -187,11 +187,16 @@ DC_EXPORT FILE* fopen64(const char* path, const char* mode) {
 }
 
 DC_EXPORT FILE* fdopen(int fd, const char* mode) {
+  const KeptErrno e;
   bool cloexec = false;
   if (shim_enabled() && plain_read_mode(mode, &cloexec) && is_tracked_reader(fd)) {
-    if (FILE* f = cookie_stream(fd)) return f;
+    if (FILE* f = cookie_stream(fd)) {
+      e.restore();
+      return f;
+    }
   }
   fd_pos_sync(fd, true);  // glibc's stream reads at the kernel's offset
+  e.restore();
   return next_real(&g_stdio.fdopen, "fdopen")(fd, mode);
 }
 

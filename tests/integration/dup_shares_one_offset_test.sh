@@ -30,4 +30,7 @@ shim "$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.pread(fd,
 before=$(counter hit_reads)
 out=$(shim "$PROG" "$T/data/words.bin" dup2_close) || fail "under the shim, $out"
 [ "$(counter hit_reads)" -gt "$before" ] || fail "dup2 then close: reads of the last number were not served"
+before=$(counter hit_reads)
+out=$(shim "$PROG" "$T/data/words.bin" dup2_over) || fail "under the shim, $out"
+[ "$(counter hit_reads)" -gt "$before" ] || fail "dup2 over the dup: reads of the first number were not served"
 echo "dup_shares_one_offset: ok"

@@ -12,7 +12,8 @@
 // received over a socketpair), fork (one number, parent and child). A "_cloexec"
 // suffix opens FILE with O_CLOEXEC, the kind of descriptor whose offset the shim
 // may keep in user space. dup2_close: one reader, through a dup2 whose original
-// was closed. Prints a one-line report; exits 1 on a wrong result.
+// was closed. dup2_over: one reader, through a number whose dup was replaced by
+// dup2 of another open onto it. Prints a one-line report; exits 1 on a wrong result.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -155,6 +156,14 @@ int main(int argc, char** argv) {
     int status = 0;
     if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
       die("child");
+  } else if (mode == "dup2_over") {
+    // The dup's number is taken over by another open (dup2 onto it): the first
+    // number is alone with its description again, and read alone.
+    const int fd2 = dup(fd);
+    const int other = open(argv[1], O_RDONLY);
+    if (fd2 < 0 || other < 0 || dup2(other, fd2) != fd2 || close(other) != 0) die("dup/dup2");
+    read_all(fd, sh);
+    close(fd2);
   } else if (mode == "dup2_close") {
     // What dd and shells do: the description ends up with one number, read alone.
     const int fd2 = dup2(fd, 100);
