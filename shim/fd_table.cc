@@ -20,14 +20,14 @@ struct Slot {
   uint64_t size;
   uint32_t dataset_id;
   uint32_t path_len;
-  uint32_t lock_owner;  // tid holding the per-fd lock, 0 if free
+  uint32_t reserved0;
   uint32_t shared;      // FdInfo::shared
   uint64_t pos;         // offset word (fd_table.h); outside the seqlock, CAS-updated
   uint32_t own_offset;  // FdInfo::own_offset; cleared, never set, outside fd_track
   uint32_t gen;         // FdInfo::gen
   uint32_t lexical;     // FdInfo::lexical
   uint32_t desc;        // FdInfo::desc
-  uint32_t aliased;     // 0, or the alias epoch at which another number took this description
+  uint32_t reserved1;
   uint32_t writer;      // tid inside write_begin..write_end, 0 if none (a hint for readers)
   char path[kSlotPathMax];
 };
@@ -72,36 +72,11 @@ uint32_t my_tid() {
   return t_tid;
 }
 
-// Every marking of a slot as aliased stores a new epoch, so fd_unalias_last can
-// tell (by compare-and-swap) that a slot it found alone was aliased again since.
-uint32_t g_alias_epoch;
-uint32_t alias_epoch() {
-  uint32_t e;
-  do e = __atomic_add_fetch(&g_alias_epoch, 1u, __ATOMIC_RELAXED);
-  while (e == 0);
-  return e;
-}
-
-// One lock for alias bookkeeping (fd_alias and fd_unalias_last), so a scan for the
-// numbers of a description cannot miss one that a dup is adding. Held for one
-// scan of the table at most. Owner tid, so a signal handler re-entering sees it.
-uint32_t g_alias_lock;
-enum class AliasLock { kTaken, kMine, kStuck };
-AliasLock alias_lock() {
-  const uint32_t me = my_tid();
-  for (int spin = 0;; ++spin) {
-    uint32_t expected = 0;
-    if (__atomic_compare_exchange_n(&g_alias_lock, &expected, me, false, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED))
-      return AliasLock::kTaken;
-    if (expected == me) return AliasLock::kMine;
-    if (spin > 100000) return AliasLock::kStuck;  // holder longjmp'd out of a handler
-    if (spin > 64) sched_yield();
-  }
-}
-void alias_unlock() {
-  __atomic_store_n(&g_alias_lock, 0u, __ATOMIC_RELEASE);
-}
+// The per-description locks (fd_lock): a fixed table indexed by description id.
+// Two descriptions that share an entry are serialised more than they need be,
+// never less. Zero means free, else the holder's tid.
+constexpr uint32_t kDescLocks = 4096;
+uint32_t g_desc_locks[kDescLocks];
 
 // Writers take the slot's seqlock by moving seq from even to odd. A writer that
 // finds it odd waits a bounded time: the holder is another thread inside an
@@ -141,9 +116,9 @@ void sync_slot(int fd, Slot* s, bool forbid, bool mark_shared);
 // not). The fd's lock is taken so that no read under it is between its "get
 // offset" and "set offset" meanwhile.
 void give_up_on_writer(int fd, Slot* s) {
-  const bool locked = fd_lock(fd);
+  const FdLock lock = fd_lock(fd);
   sync_slot(fd, s, true, true);
-  if (locked) fd_unlock(fd);
+  fd_unlock(lock);
 }
 
 }  // namespace
@@ -179,7 +154,6 @@ bool fd_lookup(int fd, FdInfo* out, bool with_path) {
     out->gen = field_load(&s->gen);
     out->lexical = field_load(&s->lexical) != 0;
     out->desc = field_load(&s->desc);
-    out->aliased = field_load(&s->aliased) != 0;
     uint32_t plen = field_load(&s->path_len);
     if (plen >= kSlotPathMax) plen = 0;
     out->path_len = plen;
@@ -204,15 +178,14 @@ void fd_track(int fd, const FdInfo& info) {
   uint32_t desc = info.desc;
   while (desc == 0) desc = __atomic_add_fetch(&g_next_desc, 1u, __ATOMIC_RELAXED);
   field_store(&s->desc, desc);
-  field_store(&s->aliased, info.aliased ? alias_epoch() : 0u);
   // A new open on this number: a new generation, so an offset update racing in
   // from a read of the old file (an app closing under its own reader) cannot land.
   const uint32_t gen = (field_load(&s->gen) + 1) & 0x7fffu;
   field_store(&s->gen, gen);
   // A fork under way (between its prepare and parent handlers) shares anything
   // opened meanwhile with the child.
-  const bool own = info.own_offset && !info.shared && !info.aliased &&
-                   __atomic_load_n(&g_forking, __ATOMIC_ACQUIRE) == 0;
+  const bool own =
+      info.own_offset && !info.shared && __atomic_load_n(&g_forking, __ATOMIC_ACQUIRE) == 0;
   field_store(&s->own_offset, own ? 1u : 0u);
   // Just opened, the kernel's offset is 0, and so is ours; but only a reader's
   // offset ever moves to user space: a pending slot (maybe a directory, read by
@@ -223,9 +196,6 @@ void fd_track(int fd, const FdInfo& info) {
   memcpy(s->path, info.path, info.path_len);
   s->path[info.path_len] = '\0';
   field_store(&s->kind, static_cast<uint32_t>(info.kind));
-  // A new file on this number: a lock left by a thread still inside a read of the
-  // old file (an app that closed under its own reader) must not block it.
-  __atomic_store_n(&s->lock_owner, 0u, __ATOMIC_RELEASE);
   write_end(s);
 }
 
@@ -242,8 +212,7 @@ bool fd_complete(int fd, uint32_t gen, uint64_t size, FileKey key) {
     field_store(&s->kind, static_cast<uint32_t>(SlotKind::kReader));
     // Nothing moved the kernel's offset since the open: every call that could have
     // (sendfile, dup, fork, ...) cleared own_offset on a pending slot (fd_pos_sync).
-    if (field_load(&s->own_offset) != 0 && field_load(&s->shared) == 0 &&
-        field_load(&s->aliased) == 0)
+    if (field_load(&s->own_offset) != 0 && field_load(&s->shared) == 0)
       __atomic_store_n(&s->pos, pos_word(gen, 0), __ATOMIC_RELEASE);
   }
   write_end(s);
@@ -307,20 +276,23 @@ void fd_copy(int from, int to) {
     fd_clear(to);
 }
 
-bool fd_lock(int fd) {
+FdLock fd_lock(int fd) {
   Slot* s = slot_for(fd, false);
-  if (!s) return false;
+  if (!s) return FdLock{};
+  // Read outside the seqlock: a number being re-tracked meanwhile (the app racing
+  // its own close or dup2 with a read of the number) locks some description's
+  // entry, and the callers re-check the slot under it.
+  uint32_t* word = &g_desc_locks[field_load(&s->desc) % kDescLocks];
   const uint32_t me = my_tid();
   for (int spin = 0;; ++spin) {
     uint32_t expected = 0;
-    if (__atomic_compare_exchange_n(&s->lock_owner, &expected, me, false, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED))
-      return true;
-    if (expected == me) return false;  // re-entered from a signal handler
+    if (__atomic_compare_exchange_n(word, &expected, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+      return FdLock{word};
+    if (expected == me) return FdLock{};  // re-entered from a signal handler
     // The holder is inside one read (a copy, or a fetch round trip). Past ~2 s
     // give up: the caller then uses the plain system call, which is always correct
     // for the bytes, if not for the order of two racing reads.
-    if (spin > 20000) return false;
+    if (spin > 20000) return FdLock{};
     if (spin > 1000)
       usleep(100);
     else if (spin > 64)
@@ -328,9 +300,8 @@ bool fd_lock(int fd) {
   }
 }
 
-void fd_unlock(int fd) {
-  Slot* s = slot_for(fd, false);
-  if (s) __atomic_store_n(&s->lock_owner, 0u, __ATOMIC_RELEASE);
+void fd_unlock(FdLock lock) {
+  if (lock.word) __atomic_store_n(lock.word, 0u, __ATOMIC_RELEASE);
 }
 
 bool fd_pos_load(int fd, uint32_t gen, uint64_t* word) {
@@ -353,7 +324,7 @@ bool fd_pos_adopt(int fd, uint32_t gen, uint64_t pos) {
   if (!s || pos > kPosMax) return false;
   if (field_load(&s->kind) != static_cast<uint32_t>(SlotKind::kReader) ||
       field_load(&s->own_offset) == 0 || field_load(&s->shared) != 0 ||
-      field_load(&s->aliased) != 0 || field_load(&s->gen) != (gen & 0x7fffu))
+      field_load(&s->gen) != (gen & 0x7fffu))
     return false;
   __atomic_store_n(&s->pos, pos_word(gen, pos), __ATOMIC_RELEASE);
   return true;
@@ -375,80 +346,23 @@ void sync_slot(int fd, Slot* s, bool forbid, bool mark_shared) {
 }
 }  // namespace
 
-void fd_alias(int from, int to, const FdInfo& from_info, bool track_to) {
-  const AliasLock held = alias_lock();
-  // `from` first: taking its lock waits for a read of it in progress ("get offset,
-  // serve, set offset") to finish; every read after finds it aliased.
-  Slot* s = slot_for(from, false);
-  if (s && field_load(&s->kind) != 0) {
-    const bool locked = fd_lock(from);
-    __atomic_store_n(&s->aliased, alias_epoch(), __ATOMIC_RELEASE);
-    sync_slot(from, s, true, false);
-    if (locked) fd_unlock(from);
-  }
-  if (track_to) {
-    FdInfo info = from_info;
-    info.aliased = true;
-    info.own_offset = false;
-    fd_track(to, info);
-  }
-  if (held == AliasLock::kTaken) alias_unlock();
-}
-
-uint32_t fd_aliased_desc(int fd) {
-  Slot* s = slot_for(fd, false);
-  if (!s || field_load(&s->kind) == 0 || __atomic_load_n(&s->aliased, __ATOMIC_ACQUIRE) == 0)
-    return 0;
-  return field_load(&s->desc);
-}
-
-void fd_unalias_last(uint32_t desc) {
-  if (desc == 0) return;
-  // Not the lock's owner (re-entered, or it is stuck): the description simply
-  // stays aliased, which costs only the cache for read() of it.
-  if (alias_lock() != AliasLock::kTaken) return;
-  // Every tracked number still naming the description. A slot being rewritten
-  // may still show its old description: that can only add to the count, and an
-  // extra count only keeps the survivor aliased.
-  Slot* survivor = nullptr;
-  int numbers = 0;
-  for (int c = 0; c < kChunks && numbers < 2; ++c) {
-    Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
-    if (!chunk) continue;
-    for (int i = 0; i < kChunkSlots && numbers < 2; ++i) {
-      if (field_load(&chunk[i].kind) == 0 || field_load(&chunk[i].desc) != desc) continue;
-      survivor = &chunk[i];
-      ++numbers;
-    }
-  }
-  if (numbers == 1) {
-    // A dup from a signal handler that interrupted this scan re-marked it with a
-    // new epoch: then the swap fails and it stays aliased.
-    uint32_t epoch = __atomic_load_n(&survivor->aliased, __ATOMIC_ACQUIRE);
-    if (epoch != 0)
-      __atomic_compare_exchange_n(&survivor->aliased, &epoch, 0u, false, __ATOMIC_ACQ_REL,
-                                  __ATOMIC_RELAXED);
-  }
-  alias_unlock();
-}
-
 void fd_pos_sync(int fd, bool forbid) {
   Slot* s = slot_for(fd, false);
   if (!s || field_load(&s->kind) == 0) return;
   // The kernel's offset of a pending slot is about to move: it must stay there.
   if (field_load(&s->kind) == static_cast<uint32_t>(SlotKind::kPending)) forbid = true;
   if (!forbid && !(__atomic_load_n(&s->pos, __ATOMIC_ACQUIRE) & kPosValid)) return;
-  const bool locked = fd_lock(fd);
+  const FdLock lock = fd_lock(fd);
   sync_slot(fd, s, forbid, false);
-  if (locked) fd_unlock(fd);
+  fd_unlock(lock);
 }
 
 void fd_pos_sync_shared(int fd) {
   Slot* s = slot_for(fd, false);
   if (!s || field_load(&s->kind) == 0) return;
-  const bool locked = fd_lock(fd);
+  const FdLock lock = fd_lock(fd);
   sync_slot(fd, s, true, true);
-  if (locked) fd_unlock(fd);
+  fd_unlock(lock);
 }
 
 void fd_fork_begin() {
@@ -474,9 +388,9 @@ void fd_pos_sync_all_shared() {
     for (int i = 0; i < kChunkSlots; ++i) {
       if (field_load(&chunk[i].kind) == 0) continue;
       const int fd = (c << kChunkBits) | i;
-      const bool locked = fd_lock(fd);
+      const FdLock lock = fd_lock(fd);
       sync_slot(fd, &chunk[i], true, true);
-      if (locked) fd_unlock(fd);
+      fd_unlock(lock);
     }
   }
 }
@@ -488,11 +402,7 @@ void fd_fault_abandon_write(int fd) {
 
 void fd_reset_locks_after_fork() {
   t_tid = 0;  // the child's thread has a new tid
-  for (int c = 0; c < kChunks; ++c) {
-    Slot* chunk = __atomic_load_n(&g_chunks[c], __ATOMIC_ACQUIRE);
-    if (!chunk) continue;
-    for (int i = 0; i < kChunkSlots; ++i) chunk[i].lock_owner = 0;
-  }
+  for (uint32_t& word : g_desc_locks) word = 0;
 }
 
 }  // namespace dc::shim

@@ -22,21 +22,14 @@ enum class SlotKind : uint32_t { kNone = 0, kReader = 1, kWriter = 2, kPending =
 
 struct FdInfo {
   SlotKind kind = SlotKind::kNone;
-  // The file description may be shared with another descriptor number (dup,
-  // dup2, dup3, F_DUPFD, sent over SCM_RIGHTS) or another process (inherited
-  // across fork, or by a spawned child): its offset can move under us at any
-  // moment, through a number whose per-fd lock we do not hold, so read() must
-  // leave it to the kernel, whose read is atomic on the description. pread is
-  // unaffected. Never cleared while the number names this description.
+  // The file description may be shared with another process (inherited across
+  // fork, or by a spawned child, or sent over SCM_RIGHTS): its offset can move
+  // under us at any moment, so read() must leave it to the kernel. pread is
+  // unaffected.
   bool shared = false;
-  // Another descriptor number of this process may name the same description
-  // (dup, dup2, dup3, F_DUPFD): read() leaves it to the kernel, as for `shared`.
-  // Unlike `shared` it is cleared again when a close leaves one number of the
-  // description in the table (fd_unalias_last): `open; dup2(fd, 0); close(fd)`, as
-  // dd and shells do, gets its reads served again.
-  bool aliased = false;
-  // Which open this description came from: set by fd_track for a fresh open,
-  // copied by a dup. Identifies the numbers that name one description.
+  // Which open this description came from: a new id from fd_track for a fresh
+  // open, copied by a dup (dup, dup2, dup3, F_DUPFD*). Every number of this
+  // process that names the description has it, so they share one fd_lock.
   uint32_t desc = 0;
   // This descriptor may keep its file offset in user space (see "User-space file
   // offsets" below): opened here with O_CLOEXEC, never duplicated or handed on.
@@ -52,10 +45,6 @@ struct FdInfo {
   uint32_t dataset_id = 0;
   uint32_t path_len = 0;
   char path[kSlotPathMax];  // relative to the dataset root; valid if asked for
-
-  // The description's offset may move through a number or a process whose per-fd
-  // lock we do not hold: read() must be the kernel's.
-  bool offset_shared() const { return shared || aliased; }
 };
 
 // Copies the slot of `fd`. False if fd is not tracked. `with_path` also copies the
@@ -81,30 +70,19 @@ void fd_untrack(int fd);
 // Copies what `from` tracks to `to` (dup); clears `to` if `from` is not tracked.
 void fd_copy(int from, int to);
 
-// Numbers that name one open file description (dup, dup2, dup3, F_DUPFD). The
-// per-fd lock of read() is per number, so while two numbers name a description
-// both are aliased and read() of either is the kernel's (atomic on the
-// description); pread is still served.
-// `to` (unless !track_to: a vfork child must not write our table for its own
-// numbers) now names the description of `from`, whose slot `from_info` is.
-// `from` is marked after any read of it in progress is done.
-void fd_alias(int from, int to, const FdInfo& from_info, bool track_to);
-// The description id of `fd` if it is aliased, else 0.
-uint32_t fd_aliased_desc(int fd);
-// After the close of a number of description `desc` (what fd_aliased_desc said
-// before): if one tracked number of it is left, it is alone again and no longer
-// aliased. Numbers closed or duplicated by raw system calls are not seen; an
-// unseen close only keeps a description aliased (read() left to the kernel).
-void fd_unalias_last(uint32_t desc);
-
-// Per-fd lock held by read()/lseek() across "get offset, serve, set offset", so no
-// other thread's read or seek on the fd lands in between (the kernel gives the same
-// guarantee for its own read). It is a lock per number, which is a lock per open
-// file description only because read() serves no description that another number
-// may name (FdInfo::shared). Returns false if the calling thread already holds it
-// (a signal handler re-entering): the caller must then use the plain system call.
-bool fd_lock(int fd);
-void fd_unlock(int fd);
+// Lock of the open file description `fd` names (by FdInfo::desc, so fd and its
+// dups share it), held by read()/lseek() across "get offset, serve, set offset",
+// so no other thread's read or seek through any number of the description lands
+// in between: the kernel gives the same guarantee for its own read (f_pos lock).
+// Not taken (word null) if the calling thread already holds it (a signal handler
+// re-entering) or its holder has not let go for ~2 s: the caller must then use
+// the plain system call.
+struct FdLock {
+  uint32_t* word = nullptr;
+  explicit operator bool() const { return word != nullptr; }
+};
+FdLock fd_lock(int fd);
+void fd_unlock(FdLock lock);  // no-op if not taken
 
 // User-space file offsets. A read() served from the arena needs no system call if
 // the offset lives here rather than in the kernel. That is allowed only while the

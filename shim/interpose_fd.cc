@@ -58,12 +58,17 @@ void after_dup(int from, int to) {
     fd_clear(to);  // the new number describes nothing we track (clearing is always safe)
     return;
   }
-  // Two numbers now name one description, and the per-fd lock that makes "get
-  // offset, serve, set offset" atomic is per number: read() of either is left to
-  // the kernel while both do (fd_alias). Marking `from` is right even in a vfork
-  // child (the description is shared with the parent, whose table that is); only
-  // setting a slot for the child's own new number is not.
-  fd_alias(from, to, info, !link_in_foreign_process());
+  // Two numbers now name one description: its offset must live in the kernel,
+  // and `to` takes the description's id, so both numbers take one lock for "get
+  // offset, serve, set offset" (fd_lock). Syncing takes that lock: a read of
+  // `from` in progress finishes first. (Syncing is right even in a vfork child:
+  // the description is shared.)
+  fd_pos_sync(from, true);
+  info.own_offset = false;
+  // Setting a slot is not safe in a vfork child (it shares our memory): only now,
+  // for a tracked source, pay for the check.
+  if (link_in_foreign_process()) return;
+  fd_track(to, info);
 }
 
 }  // namespace
@@ -126,17 +131,11 @@ DC_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
 DC_EXPORT int close(int fd) {
   const KeptErrno e;
   link_forget_fd(fd);  // an app closing the shim's own socket: stop using that number
-  const uint32_t aliased_desc = fd_aliased_desc(fd);
   CloseTicket ticket;
   begin_close(fd, &ticket);  // clear first: the number may be reused the moment it closes
   e.restore();
   int rc = g_real.close ? g_real.close(fd) : sys_close(fd);
   keeping_errno([&] { finish_close(ticket); });
-  // Only once the number is gone in the kernel too (until then a read of it could
-  // still move the offset), and not from a vfork child: its close leaves the
-  // parent's number, in the table it shares with us, open.
-  if (aliased_desc != 0 && rc == 0 && !link_in_foreign_process())
-    keeping_errno([&] { fd_unalias_last(aliased_desc); });
   return rc;
 }
 
@@ -146,32 +145,21 @@ DC_EXPORT int dup(int fd) {
   return nfd;
 }
 
-namespace {
-// dup2/dup3 onto a number that named another description closes it there: as
-// after a close, its last other number may be alone again.
-void after_dup_over(int from, int to, uint32_t replaced_desc) {
-  after_dup(from, to);
-  if (to >= 0 && replaced_desc != 0 && !link_in_foreign_process()) fd_unalias_last(replaced_desc);
-}
-}  // namespace
-
 DC_EXPORT int dup2(int fd, int target) {
   const KeptErrno e;
   if (fd != target) link_forget_fd(target);
-  const uint32_t replaced = fd != target ? fd_aliased_desc(target) : 0;
   e.restore();
   int nfd = g_real.dup2 ? g_real.dup2(fd, target) : sys_dup3(fd, target, 0);
-  keeping_errno([&] { after_dup_over(fd, nfd, replaced); });
+  keeping_errno([&] { after_dup(fd, nfd); });
   return nfd;
 }
 
 DC_EXPORT int dup3(int fd, int target, int flags) {
   const KeptErrno e;
   link_forget_fd(target);
-  const uint32_t replaced = fd != target ? fd_aliased_desc(target) : 0;
   e.restore();
   int nfd = g_real.dup3 ? g_real.dup3(fd, target, flags) : sys_dup3(fd, target, flags);
-  keeping_errno([&] { after_dup_over(fd, nfd, replaced); });
+  keeping_errno([&] { after_dup(fd, nfd); });
   return nfd;
 }
 

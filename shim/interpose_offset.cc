@@ -48,25 +48,18 @@ void share_passed_fds(const msghdr* msg) {
 // offset back to user space mid-call, and the two would overlap).
 class KernelOffset {
  public:
-  explicit KernelOffset(int fd) : fd_(fd) {
+  explicit KernelOffset(int fd) {
     keeping_errno([&] {
-      locked_ = fd_lock(fd);
+      lock_ = fd_lock(fd);
       fd_pos_sync(fd, false);
     });
   }
-  ~KernelOffset() {
-    if (locked_) {
-      const int saved = errno;
-      fd_unlock(fd_);
-      errno = saved;
-    }
-  }
+  ~KernelOffset() { fd_unlock(lock_); }  // errno is untouched
   KernelOffset(const KernelOffset&) = delete;
   KernelOffset& operator=(const KernelOffset&) = delete;
 
  private:
-  int fd_;
-  bool locked_ = false;
+  FdLock lock_;
 };
 
 }  // namespace

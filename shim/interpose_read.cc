@@ -39,7 +39,7 @@ template <typename ServeAt, typename KernelAt>
 ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt kernel_at) {
   // Another process may move a shared offset between our "get" and "set": only the
   // kernel's read is atomic there.
-  if (fi.offset_shared()) return kNotServed;
+  if (fi.shared) return kNotServed;
   const int saved = errno;
   // The offset kept in user space: no system call on a hit. A racing read or seek
   // on the same fd makes the swap fail; then read again at the new offset.
@@ -55,9 +55,9 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
     if (pos + static_cast<uint64_t>(r) > kPosMax) {
       // Past what the word can hold (256 TiB): the kernel keeps this offset.
       fd_pos_sync(fd, true);
-      const bool locked = fd_lock(fd);
+      const FdLock lock = fd_lock(fd);
       sys_lseek(fd, static_cast<off_t>(pos + static_cast<uint64_t>(r)), SEEK_SET);
-      if (locked) fd_unlock(fd);
+      fd_unlock(lock);
       errno = saved;
       return r;
     }
@@ -69,14 +69,15 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
   // The offset is the kernel's: "get offset, serve like pread, set offset" under
   // the per-fd lock that lseek also takes. Whatever the arena cannot serve is read
   // here too, under the lock, so no other thread's read moves the offset between.
-  if (!fd_lock(fd)) return kNotServed;
+  const FdLock lock = fd_lock(fd);
+  if (!lock) return kNotServed;
   ssize_t r = kNotServed;
   FdInfo again;
   // Re-check under the lock: another thread may have closed and reused the number.
-  if (tracked_reader(fd, &again) && again.key == fi.key && !again.offset_shared()) {
+  if (tracked_reader(fd, &again) && again.key == fi.key && !again.shared) {
     // While we waited, the thread before us may have put the offset in user space.
     if (again.own_offset && fd_pos_load(fd, again.gen, &word)) {
-      fd_unlock(fd);
+      fd_unlock(lock);
       return serve_at_offset(fd, again, serve_at, kernel_at);
     }
     const off_t pos = sys_lseek(fd, 0, SEEK_CUR);
@@ -94,12 +95,12 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
         // SEEK_END, ...) keeps it in user space again from here.
         if (!again.own_offset || !fd_pos_adopt(fd, again.gen, next)) sys_lseek(fd, static_cast<off_t>(next), SEEK_SET);
       }
-      fd_unlock(fd);
+      fd_unlock(lock);
       errno = err;
       return r;
     }
   }
-  fd_unlock(fd);
+  fd_unlock(lock);
   errno = saved;
   return r;
 }
@@ -200,15 +201,11 @@ ssize_t preadv2_common(ssize_t (*real)(int, const iovec*, int, off_t, int), int 
   const bool tracked = tracked_reader(fd, &fi);
   if (tracked && flags != 0 && off == -1) {
     // The kernel reads at its own offset: put it right, and hold reads off meanwhile.
-    const bool locked = fd_lock(fd);
+    const FdLock lock = fd_lock(fd);
     fd_pos_sync(fd, false);
     e.restore();
     ssize_t r = real ? real(fd, iov, cnt, off, flags) : sys_preadv2(fd, iov, cnt, off, flags);
-    if (locked) {
-      const int saved = errno;
-      fd_unlock(fd);
-      errno = saved;
-    }
+    fd_unlock(lock);  // errno is untouched
     return r;
   }
   if (flags == 0 && tracked) {
@@ -254,8 +251,7 @@ off_t lseek_common(off_t (*real)(int, off_t, int), int fd, off_t off, int whence
   const KeptErrno e;
   FdInfo fi;
   const bool tracked = tracked_reader(fd, &fi);
-  if (tracked && fi.own_offset && !fi.offset_shared() &&
-      (whence == SEEK_SET || whence == SEEK_CUR)) {
+  if (tracked && fi.own_offset && !fi.shared && (whence == SEEK_SET || whence == SEEK_CUR)) {
     uint64_t word;
     while (fd_pos_load(fd, fi.gen, &word)) {
       const int64_t base = whence == SEEK_SET ? 0 : static_cast<int64_t>(pos_of(word));
@@ -266,16 +262,12 @@ off_t lseek_common(off_t (*real)(int, off_t, int), int fd, off_t off, int whence
       if (fd_pos_cas(fd, word, pos_word(fi.gen, next))) return e.result(static_cast<off_t>(next));
     }
   }
-  const bool locked = tracked && fd_lock(fd);
+  const FdLock lock = tracked ? fd_lock(fd) : FdLock{};
   // Under the lock, so no read can move the offset back to user space meanwhile.
   if (tracked) fd_pos_sync(fd, false);
   e.restore();
   off_t r = real ? real(fd, off, whence) : sys_lseek(fd, off, whence);
-  if (locked) {
-    const int saved = errno;
-    fd_unlock(fd);
-    errno = saved;
-  }
+  fd_unlock(lock);  // errno is untouched
   return r;
 }
 }  // namespace

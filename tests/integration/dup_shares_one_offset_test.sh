@@ -3,8 +3,9 @@
 # F_DUPFD_CLOEXEC, SCM_RIGHTS, fork) share its offset under concurrency as the
 # kernel's do: two readers of a 64 MiB file through two such descriptors, 4 KiB
 # read()s each, get every word of the file exactly once between them, natively and
-# under the shim, cold (misses) and warm (hits). Regression: the shim's per-number
-# lock let both readers read 15,641 blocks twice through fd and dup(fd).
+# under the shim, cold (misses) and warm (hits, which the warm pass must get).
+# Regression: the shim's per-number lock let both readers read 15,641 blocks
+# twice through fd and dup(fd).
 source "$(dirname "$0")/lib.sh"
 write_config 256MiB
 # Every 8-byte word holds its own offset: a read says where it came from.
@@ -19,10 +20,14 @@ for pass in cold warm; do
     # Make the whole file resident (pread is served whatever shares the description).
     shim "$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); [os.pread(fd, 1 << 20, o) for o in range(0, os.fstat(fd).st_size, 1 << 20)]' "$T/data/words.bin"
   fi
+  hits=$(counter hit_reads)
   for m in $MODES; do
     if out=$(shim "$PROG" "$T/data/words.bin" "$m"); then note "$pass $out"; else echo "WRONG ($pass) $out" >&2; bad=1; fi
   done
 done
+# Reads through two numbers of one description are served, not left to the kernel.
+[ "$(counter hit_reads)" -gt "$hits" ] || fail "the warm pass was not served from the cache"
+
 [ $bad = 0 ] || fail "under the shim, some readers sharing a description got wrong words (above)"
 shim "$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.pread(fd, 1 << 20, 0)' "$T/data/words.bin"
 [ "$(counter hit_reads)" -gt 0 ] || fail "nothing was served from the cache: the warm pass was not warm"

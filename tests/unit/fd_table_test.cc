@@ -1,5 +1,6 @@
-// The shim's fd table (shim/fd_table.cc), linked from its source: which numbers
-// name one description, and what a reader does with a slot it cannot read.
+// The shim's fd table (shim/fd_table.cc), linked from its source: numbers that
+// name one description share its lock, and what a reader does with a slot it
+// cannot read.
 #include "shim/fd_table.h"
 
 #include <fcntl.h>
@@ -87,43 +88,44 @@ TEST_F(FdTableTest, ASignalHandlerInterruptingThisThreadsWriteLeavesTheKernelOff
   close(fd);
   const int fd2 = open_tracked(&again);
   EXPECT_FALSE(again.shared);
-  EXPECT_FALSE(again.aliased);
   fd_clear(fd2);
   close(fd2);
 }
 
-TEST_F(FdTableTest, DupAliasesBothNumbersUntilOneIsLeft) {
+// A dup takes its source's description id: both numbers take one lock, so no
+// read through one lands between another's "get offset" and "set offset".
+TEST_F(FdTableTest, ADupSharesItsSourcesLock) {
   FdInfo fi;
   const int a = open_tracked(&fi);
-  served_read(a, fi, 100);
-  const int b = dup(a), c = dup(a);
-  fd_alias(a, b, fi, true);
-  FdInfo fa, fb;
-  ASSERT_TRUE(fd_lookup(a, &fa, true));
-  ASSERT_TRUE(fd_lookup(b, &fb, true));
-  EXPECT_TRUE(fa.aliased && fb.aliased);
-  EXPECT_FALSE(fa.own_offset || fb.own_offset);
-  EXPECT_EQ(fa.desc, fb.desc);
-  EXPECT_EQ(lseek(a, 0, SEEK_CUR), 100);  // the offset went back to the kernel
-  ASSERT_TRUE(fd_lookup(b, &fb, true));
-  fd_alias(b, c, fb, true);
-  const uint32_t desc = fd_aliased_desc(a);
-  EXPECT_EQ(desc, fa.desc);
-
-  fd_clear(a);  // three numbers, one closed: still two
-  close(a);
-  fd_unalias_last(desc);
-  ASSERT_TRUE(fd_lookup(b, &fb, true));
-  EXPECT_TRUE(fb.aliased);
-
-  fd_clear(c);  // one left: alone again
-  close(c);
-  fd_unalias_last(desc);
-  ASSERT_TRUE(fd_lookup(b, &fb, true));
-  EXPECT_FALSE(fb.aliased);
-  EXPECT_FALSE(fb.offset_shared());
-  EXPECT_EQ(fd_aliased_desc(b), 0u);
+  const int b = dup(a);
+  fd_track(b, fi);  // what after_dup does (with own_offset cleared)
+  const FdLock held = fd_lock(a);
+  ASSERT_TRUE(held);
+  // The same lock: this thread, holding it, is told it re-entered.
+  EXPECT_FALSE(fd_lock(b));
+  fd_unlock(held);
+  const FdLock again = fd_lock(b);
+  EXPECT_TRUE(again);
+  fd_unlock(again);
+  fd_clear(a);
   fd_clear(b);
+  close(a);
+  close(b);
+}
+
+TEST_F(FdTableTest, TwoOpensOfOneFileHaveTwoLocks) {
+  FdInfo f1, f2;
+  const int a = open_tracked(&f1);
+  const int b = open_tracked(&f2);
+  const FdLock la = fd_lock(a);
+  ASSERT_TRUE(la);
+  const FdLock lb = fd_lock(b);  // another description: not this thread's lock
+  EXPECT_TRUE(lb);
+  fd_unlock(lb);
+  fd_unlock(la);
+  fd_clear(a);
+  fd_clear(b);
+  close(a);
   close(b);
 }
 
