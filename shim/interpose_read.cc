@@ -6,9 +6,10 @@
 // alone keeps its offset in user space (fd_table.h), so read and lseek need none
 // either; every call that could expose the kernel's offset to anyone else syncs it
 // first (interpose_offset.cc, fork, exec, dup). Any other descriptor's offset is
-// the kernel's: read is "get offset, serve like pread, set offset" under a per-fd
-// lock that lseek also takes, so the offset anyone else sees (a dup in another
-// process, a child after exec) is always right.
+// the kernel's: read is "get offset, serve like pread, set offset" under a lock
+// per open file description (fd_lock: shared by a number and its dups) that lseek
+// also takes, so the offset anyone else sees (a dup in another process, a child
+// after exec) is always right.
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -67,8 +68,9 @@ ssize_t serve_at_offset(int fd, const FdInfo& fi, ServeAt serve_at, KernelAt ker
     }
   }
   // The offset is the kernel's: "get offset, serve like pread, set offset" under
-  // the per-fd lock that lseek also takes. Whatever the arena cannot serve is read
-  // here too, under the lock, so no other thread's read moves the offset between.
+  // the description's lock that lseek also takes. Whatever the arena cannot serve
+  // is read here too, under the lock, so no other thread's read moves the offset
+  // between.
   const FdLock lock = fd_lock(fd);
   if (!lock) return kNotServed;
   ssize_t r = kNotServed;
