@@ -55,7 +55,7 @@ replace() {
   name=$(basename "$f")
   touch -r "$f" "$src"
   case $m in
-    cp_p_rename) cp -p "$src" "$f.tmp" && mv "$f.tmp" "$f" ;;
+    cp_p_rename | old_descriptor) cp -p "$src" "$f.tmp" && mv "$f.tmp" "$f" ;;
     # -I: same size and mtime would otherwise make rsync skip the file itself.
     rsync_a) rsync -a -I "$src" "$f" ;;
     tar_x) tar -C "$(dirname "$src")" -cf "$T/$m.tar" "$name" && tar -C "$(dirname "$f")" -xf "$T/$m.tar" ;;
@@ -70,16 +70,21 @@ replace() {
 
 # DC_REPLACE_METHODS picks some (to check each alone against an older build).
 start_agent
-for m in ${DC_REPLACE_METHODS:-cp_p_rename rsync_a tar_x touch_r_rename tar_x_overwrite}; do
+# old_descriptor (cp -p + rename): only the holder's first block was read before
+# the replace, so the agent holds a descriptor of the old inode while the last
+# blocks are in no cache: a new reader of those must not be read through it.
+for m in ${DC_REPLACE_METHODS:-cp_p_rename rsync_a tar_x touch_r_rename tar_x_overwrite old_descriptor}; do
   f="$T/data/$m.bin"
   random_file "$f"
   touch -d "$MTIME" "$f"
   cp "$f" "$T/old/$m.bin"
-  # Cached under the shim: a first read fills it, a second is served by hits.
-  shim cat "$f" | cmp -s - "$T/old/$m.bin" || fail "$m: first read of the old file"
-  h0=$(counter hit_reads)
-  shim cat "$f" | cmp -s - "$T/old/$m.bin" || fail "$m: cached read of the old file"
-  [ "$(counter hit_reads)" -gt "$h0" ] || fail "$m: the old file was not served from the cache"
+  if [ "$m" != old_descriptor ]; then
+    # Cached under the shim: a first read fills it, a second is served by hits.
+    shim cat "$f" | cmp -s - "$T/old/$m.bin" || fail "$m: first read of the old file"
+    h0=$(counter hit_reads)
+    shim cat "$f" | cmp -s - "$T/old/$m.bin" || fail "$m: cached read of the old file"
+    [ "$(counter hit_reads)" -gt "$h0" ] || fail "$m: the old file was not served from the cache"
+  fi
 
   # In place, the open description sees the new bytes natively: not a case for the holder.
   holder=0
@@ -90,6 +95,9 @@ for m in ${DC_REPLACE_METHODS:-cp_p_rename rsync_a tar_x touch_r_rename tar_x_ov
     hpid=$!
     EXTRA_PIDS+=("$hpid")
     wait_for "$T/$m.ready"
+  fi
+  if [ "$m" = old_descriptor ]; then
+    [ "$(counter origin_files_open)" -ge 1 ] || fail "$m: the agent holds no origin descriptor: not the case under test"
   fi
 
   before=$(version "$f")
@@ -102,6 +110,11 @@ for m in ${DC_REPLACE_METHODS:-cp_p_rename rsync_a tar_x touch_r_rename tar_x_ov
   note "$m: inode $ino_before -> $(stat -c %i "$f"), size and mtime kept"
 
   o0=$(counter bytes_origin)
+  if [ "$m" = old_descriptor ]; then
+    tail_from=$((2 * 1048576 + 1))  # blocks 2 and 3: beyond the holder's read and readahead
+    shim tail -c +"$tail_from" "$f" | cmp - <(tail -c +"$tail_from" "$T/stage/$m.bin") ||
+      fail "$m: a new process was served the old inode's bytes through the agent's descriptor"
+  fi
   # Through a pipe: cat would hand a regular-file output to copy_file_range, in the kernel.
   shim cat "$f" | cat > "$T/$m.new"
   cmp "$T/$m.new" "$T/stage/$m.bin" || fail "$m: a new process was served the old file's bytes"
