@@ -25,7 +25,7 @@
 //
 // Header-only xxHash (XXH_INLINE_ALL): the shim links neither libstdc++ nor
 // libxxhash.so, and the agent cannot pick up a different library version at run
-// time. The hash uses no heap (the streaming state lives on the stack).
+// time. The hash uses no heap (the buffer or streaming state lives on the stack).
 #pragma once
 
 #include <sys/stat.h>
@@ -75,34 +75,58 @@ inline FileVersion file_version_of(const struct stat& st) {
 
 namespace detail {
 
-inline void key_put_u64(XXH3_state_t* s, uint64_t v) {
+inline unsigned char* key_put_u64(unsigned char* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
+  return out + 8;
+}
+
+inline void key_update_u64(XXH3_state_t* s, uint64_t v) {
   unsigned char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+  key_put_u64(b, v);
   XXH3_128bits_update(s, b, sizeof b);
 }
 
-inline void key_put_bytes(XXH3_state_t* s, const char* p, size_t n) {
-  key_put_u64(s, n);
-  if (n) XXH3_128bits_update(s, p, n);
+inline FileKey key_of_digest(XXH128_hash_t h) {
+  FileKey k{h.high64, h.low64};
+  if (k.empty()) k.lo = 1;  // the all-zero key means "none"
+  return k;
 }
+
+// Encodings up to this size (every key the shim computes: its paths are shorter
+// than kSlotPathMax) are hashed in one call from the stack; longer ones are
+// streamed. Both give the same digest (tests/unit/file_key_test.cc checks both).
+inline constexpr size_t kKeyInlineBytes = 512;
 
 }  // namespace detail
 
 inline FileKey make_file_key(const char* dataset, size_t dataset_len, const char* rel_path,
                              size_t rel_len, const FileVersion& v) {
+  const size_t total = 6 * 8 + dataset_len + rel_len;
+  if (total <= detail::kKeyInlineBytes) {
+    unsigned char buf[detail::kKeyInlineBytes];
+    unsigned char* p = detail::key_put_u64(buf, dataset_len);
+    if (dataset_len) memcpy(p, dataset, dataset_len);
+    p = detail::key_put_u64(p + dataset_len, rel_len);
+    if (rel_len) memcpy(p, rel_path, rel_len);
+    p += rel_len;
+    p = detail::key_put_u64(p, v.size);
+    p = detail::key_put_u64(p, v.mtime_ns);
+    p = detail::key_put_u64(p, v.ino);
+    p = detail::key_put_u64(p, v.ctime_ns);
+    return detail::key_of_digest(XXH3_128bits(buf, static_cast<size_t>(p - buf)));
+  }
   XXH3_state_t s;
   XXH3_INITSTATE(&s);
   XXH3_128bits_reset(&s);
-  detail::key_put_bytes(&s, dataset, dataset_len);
-  detail::key_put_bytes(&s, rel_path, rel_len);
-  detail::key_put_u64(&s, v.size);
-  detail::key_put_u64(&s, v.mtime_ns);
-  detail::key_put_u64(&s, v.ino);
-  detail::key_put_u64(&s, v.ctime_ns);
-  const XXH128_hash_t h = XXH3_128bits_digest(&s);
-  FileKey k{h.high64, h.low64};
-  if (k.empty()) k.lo = 1;  // the all-zero key means "none"
-  return k;
+  detail::key_update_u64(&s, dataset_len);
+  if (dataset_len) XXH3_128bits_update(&s, dataset, dataset_len);
+  detail::key_update_u64(&s, rel_len);
+  if (rel_len) XXH3_128bits_update(&s, rel_path, rel_len);
+  detail::key_update_u64(&s, v.size);
+  detail::key_update_u64(&s, v.mtime_ns);
+  detail::key_update_u64(&s, v.ino);
+  detail::key_update_u64(&s, v.ctime_ns);
+  return detail::key_of_digest(XXH3_128bits_digest(&s));
 }
 
 // The one way shim and agent key an open file: from its fstat.

@@ -83,6 +83,16 @@ TEST(FileKey, IsXxh3Of128DocumentedEncoding) {
     EXPECT_EQ(k.hi, h.high64);
     EXPECT_EQ(k.lo, h.low64);
   }
+  // Either side of the size hashed in one call from the stack (the rest stream).
+  for (size_t n = detail::kKeyInlineBytes - 60; n < detail::kKeyInlineBytes + 10; ++n) {
+    const std::string ds = "ds", path(n, 'p');
+    const FileVersion v{1, 2, 3, 4};
+    const std::string enc = encoding(ds, path, v);
+    const XXH128_hash_t h = XXH3_128bits(enc.data(), enc.size());
+    EXPECT_EQ(make_file_key(ds.data(), ds.size(), path.data(), path.size(), v),
+              (FileKey{h.high64, h.low64}))
+        << n;
+  }
 }
 
 TEST(FileKey, FromStatUsesSizeMtimeInodeCtime) {
