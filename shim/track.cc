@@ -76,10 +76,6 @@ bool dir_has_links(uint64_t h) {
   return __atomic_load_n(&g_linked_dirs[h % kLinkedDirs], __ATOMIC_RELAXED) == h;
 }
 
-uint64_t mtime_ns_of(const struct stat& st) {
-  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL + static_cast<uint64_t>(st.st_mtim.tv_nsec);
-}
-
 }  // namespace
 
 void track_opened(int fd, int flags, const char* path) {
@@ -115,14 +111,14 @@ void track_opened(int fd, int flags, const char* path) {
   }
   if (!reader) {
     // A writer of a dataset file: drop what is cached of it now, and again at
-    // close (a same-size rewrite within one mtime tick keeps the file key).
+    // close (a same-size rewrite within one ctime tick keeps the file key).
     info.kind = SlotKind::kWriter;
     fd_track(fd, info);
     link_invalidate(info.dataset_id, info.path, info.path_len);
     errno = saved;
     return;
   }
-  // Size and mtime come later (note_fstat, or lookup_reader): the application
+  // The stat fields of the key come later (note_fstat, or lookup_reader): the application
   // almost always fstat()s a file it just opened, and one call is enough.
   info.kind = SlotKind::kPending;
   // Without close-on-exec the description may be inherited by programs we never
@@ -159,7 +155,7 @@ bool rekey_canonical(int fd) {
     const Dataset& d = ds->items[info.dataset_id];
     info.kind = SlotKind::kReader;
     info.size = static_cast<uint64_t>(st.st_size);
-    info.key = make_file_key(d.name, d.name_len, info.path, info.path_len, info.size, mtime_ns_of(st));
+    info.key = file_key_of(d.name, d.name_len, info.path, info.path_len, st);
     info.lexical = false;
     ok = fd_rekey(fd, cur.gen, info);
   } else {
@@ -184,7 +180,7 @@ void complete(int fd, const FdInfo& fi, const struct stat& st) {
   }
   const Dataset& d = ds->items[fi.dataset_id];
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  fd_complete(fd, fi.gen, size, make_file_key(d.name, d.name_len, fi.path, fi.path_len, size, mtime_ns_of(st)));
+  fd_complete(fd, fi.gen, size, file_key_of(d.name, d.name_len, fi.path, fi.path_len, st));
 }
 
 }  // namespace

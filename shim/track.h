@@ -21,7 +21,7 @@ bool rekey_canonical(int fd);
 // completed first (one fstat). Preserves errno.
 bool lookup_reader(int fd, FdInfo* fi);
 // The application's own fstat of `fd` succeeded with `st`: a pending slot takes
-// its size and mtime from it, sparing the shim a system call.
+// its size and key (file_key_of) from it, sparing the shim a system call.
 void note_fstat(int fd, const struct stat& st);
 // Before the real close of `fd`; returns after the slot is cleared. Writers of
 // dataset files get their pages invalidated by finish_close().

@@ -9,7 +9,7 @@ packages=(
   liburing-dev libtomlplusplus-dev libgtest-dev libisal-dev libssl-dev
   # tests: real programs under the shim
   coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3 etcd-server
-  sqlite3 tar gzip grep procps iproute2 psmisc
+  sqlite3 tar gzip grep procps iproute2 psmisc rsync
 )
 
 missing=()

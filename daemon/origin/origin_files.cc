@@ -10,6 +10,18 @@
 #include <cstring>
 
 namespace dc {
+namespace {
+
+// The key of the file the agent itself opened, from its own fstat: the same
+// function of the same stat fields as the shim's (file_key.h), so a fetch names the
+// version the agent would read. With the inode and ctime in it, a file replaced at
+// the path (rename, tar -x) has another key, and so never meets a descriptor
+// cached for the one it replaced.
+FileKey origin_file_key(const std::string& dataset, const std::string& rel, const struct stat& st) {
+  return file_key_of(dataset.data(), dataset.size(), rel.data(), rel.size(), st);
+}
+
+}  // namespace
 
 OriginFiles::OriginFiles(const std::vector<DatasetConfig>& datasets, uint32_t max_open)
     : datasets_(datasets), root_fds_(datasets.size(), -1), max_open_(max_open) {}
@@ -75,14 +87,11 @@ Result<OriginFile> OriginFiles::open_file(uint32_t dataset_id, const std::string
   uint32_t align = 0;
   if (fcntl(fd, F_SETFL, fl | O_DIRECT) == 0) align = 4096;
   else fcntl(fd, F_SETFL, fl);
-  const std::string& name = datasets_[dataset_id].name;
-  const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
-                            static_cast<uint64_t>(st.st_mtim.tv_nsec);
   OriginFile f;
   f.fd = fd;
   f.size = static_cast<uint64_t>(st.st_size);
   f.direct_align = align;
-  f.key = make_file_key(name.data(), name.size(), rel.data(), rel.size(), f.size, mtime_ns);
+  f.key = origin_file_key(datasets_[dataset_id].name, rel, st);
   return f;
 }
 

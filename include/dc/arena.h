@@ -17,6 +17,14 @@
 //    they do not know, so older shims keep working.
 //  - Sizes and offsets are pinned by static_assert below and by tests/unit/arena_abi_test.
 //  - Entry and header sizes are also stored in the header, so a reader can check them.
+//  - The file key in every index entry is computed by include/dc/file_key.h: a new
+//    key function is a new meaning of an existing field, so a major change.
+//
+// History:
+//  - major 1: first release; key = a private 2-lane hash of (dataset, path, size, mtime).
+//  - major 2: key = XXH3-128 of (dataset, path, size, mtime, inode, ctime), so that a
+//    file replaced with the same size and mtime is a new key. A major-1 shim would
+//    find none of its keys here: it must refuse the arena and read through the fd.
 #pragma once
 
 #include <cstddef>
@@ -26,7 +34,7 @@
 namespace dc::abi {
 
 inline constexpr uint64_t kArenaMagic = 0x314e524141434400ULL;  // "\0DCAARN1"
-inline constexpr uint16_t kArenaAbiMajor = 1;
+inline constexpr uint16_t kArenaAbiMajor = 2;
 inline constexpr uint16_t kArenaAbiMinor = 0;
 inline constexpr uint32_t kArenaHeaderSize = 4096;
 // Readers stop probing after this many entries; the agent never places an entry

@@ -19,8 +19,13 @@
 //
 // Rules for growth: opcodes and status codes are numbered explicitly and never
 // reused. A message that needs new fields gets a new opcode; `version` changes
-// only for an incompatible header. Sizes are pinned by static_assert here and by
-// tests/unit/arena_abi_test.cc.
+// only for an incompatible header, or when a field changes meaning. Sizes are
+// pinned by static_assert here and by tests/unit/arena_abi_test.cc.
+//
+// History: version 2: FetchBody's key is the XXH3-128 file key with inode and
+// ctime (include/dc/file_key.h, arena major 2). A version-1 peer names every block
+// by another function, so it could share none: it is refused at its first header
+// rather than answered "stale" on every fetch.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +35,7 @@
 namespace dc::peer {
 
 inline constexpr uint32_t kMagic = 0x31504344;  // "DCP1"
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;
 inline constexpr uint32_t kMaxControlBody = 8192;      // any body but block data
 inline constexpr uint32_t kMaxDataBody = 64u << 20;    // largest block, 64 MiB
 inline constexpr uint32_t kNonceBytes = 32;

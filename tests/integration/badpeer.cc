@@ -242,9 +242,7 @@ int main(int argc, char** argv) {
     perror("stat");
     return 2;
   }
-  const FileKey key = make_file_key(ds.data(), ds.size(), path.data(), path.size(), static_cast<uint64_t>(st.st_size),
-                                    static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
-                                        static_cast<uint64_t>(st.st_mtim.tv_nsec));
+  const FileKey key = file_key_of(ds.data(), ds.size(), path.data(), path.size(), st);
   const uint64_t hi = key.hi, lo = key.lo;
 
   uint8_t nonce[32];

@@ -11,6 +11,7 @@
 
 #include "dc/arena.h"
 #include "dc/control.h"
+#include "dc/file_key.h"
 #include "dc/peer_wire.h"
 
 namespace {
@@ -36,7 +37,7 @@ bool magic_bytes_are(T magic, const char* text) {
 TEST(ArenaAbi, Constants) {
   EXPECT_EQ(abi::kArenaMagic, 0x314e524141434400ULL);
   EXPECT_TRUE(magic_bytes_are(abi::kArenaMagic, std::string_view("\0DCAARN1", 8).data()));
-  EXPECT_EQ(abi::kArenaAbiMajor, 1);
+  EXPECT_EQ(abi::kArenaAbiMajor, 2);  // 2: XXH3-128 file key with inode and ctime
   EXPECT_EQ(abi::kArenaAbiMinor, 0);
   EXPECT_EQ(abi::kArenaHeaderSize, 4096u);
   // Readers stop probing at kMaxProbe: changing it without a major bump would let
@@ -329,7 +330,7 @@ TEST(PeerAbi, HeaderAndBodies) {
   EXPECT_FIELD(R, length, 4, 4);
   EXPECT_FIELD(R, data_crc, 8, 4);
   EXPECT_EQ(peer::kMagic, 0x31504344u);
-  EXPECT_EQ(peer::kVersion, 1);
+  EXPECT_EQ(peer::kVersion, 2);  // 2: XXH3-128 file key with inode and ctime
 }
 
 TEST(PeerAbi, OpcodesAndStatusNeverRenumbered) {
@@ -350,6 +351,23 @@ TEST(PeerAbi, OpcodesAndStatusNeverRenumbered) {
   EXPECT_EQ(static_cast<int32_t>(peer::Status::kNotOwner), 6);
   EXPECT_EQ(static_cast<int32_t>(peer::Status::kBusy), 7);
   EXPECT_EQ(static_cast<int32_t>(peer::Status::kUnknownDataset), 8);
+}
+
+// The file key is in every index entry and every peer FetchBody: shims, agents and
+// peers of one major must compute the same value for the same file version. These
+// are XXH3-128 over the encoding documented in file_key.h, computed with the system
+// libxxhash's one-shot function; see also tests/unit/file_key_test.cc.
+TEST(FileKeyAbi, PinnedValues) {
+  const char ds[] = "imagenet", path[] = "train/n01440764/n01440764_10026.JPEG";
+  const FileKey k =
+      make_file_key(ds, sizeof ds - 1, path, sizeof path - 1,
+                    FileVersion{110592, 1700000000123456789ULL, 131077, 1700000000987654321ULL});
+  EXPECT_EQ(k.hi, 0x67b8379e5a7fb381ULL);
+  EXPECT_EQ(k.lo, 0xd0fd211a9f4f6869ULL);
+  const FileKey e = make_file_key("", 0, "", 0, FileVersion{0, 0, 0, 0});
+  EXPECT_EQ(e.hi, 0x505cd4e066810498ULL);
+  EXPECT_EQ(e.lo, 0xe255222d4cbbadbaULL);
+  EXPECT_EQ(sizeof(FileKey), 16u);
 }
 
 }  // namespace

@@ -32,7 +32,8 @@ namespace abi = dc::abi;
 
 FileKey key_of(int i) {
   const std::string path = "dir/file_" + std::to_string(i);
-  return make_file_key("ds", 2, path.data(), path.size(), 1000 + static_cast<uint64_t>(i), 42);
+  return make_file_key("ds", 2, path.data(), path.size(),
+                       FileVersion{1000 + static_cast<uint64_t>(i), 42, 1, 42});
 }
 
 uint64_t home_of(FileKey k, uint64_t page_no, uint32_t capacity) {

@@ -31,7 +31,7 @@ constexpr uint32_t kPageCount = 256;
 constexpr uint32_t kBlockCount = kPageCount / kPagesPerBlock;
 
 FileKey key_of(const std::string& name) {
-  return make_file_key("ds", 2, name.data(), name.size(), 1 << 20, 7);
+  return make_file_key("ds", 2, name.data(), name.size(), FileVersion{1 << 20, 7, 1, 7});
 }
 
 // The byte at `off` of block `block` of the file whose key is `k`.

@@ -82,7 +82,7 @@ class SeqlockRace : public ::testing::Test {
   RaceResult Race(int readers, uint32_t slots, std::chrono::milliseconds duration) {
     RaceResult res;
     std::vector<ReaderStats>* stats = &res.readers;
-    const FileKey key = make_file_key("race", 4, "f", 1, kPage, 1);
+    const FileKey key = make_file_key("race", 4, "f", 1, FileVersion{kPage, 1, 1, 1});
     const uint64_t page_no = 5;
     std::atomic<bool> stop{false};
     std::atomic<int> started{0};
