@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   g++ meson ninja-build pkg-config
+  # fuzzing (tests/fuzz, build-fuzz): clang with libFuzzer and its sanitizer runtimes
+  clang libclang-rt-14-dev
   liburing-dev libtomlplusplus-dev libgtest-dev libisal-dev libssl-dev
   # tests: real programs under the shim
   coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3 etcd-server

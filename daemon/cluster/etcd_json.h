@@ -22,10 +22,26 @@ struct JsonValue {
   std::vector<JsonValue> items;  // kArray
   std::vector<std::pair<std::string, JsonValue>> members;  // kObject, in order
 
+  // Declared here, defaulted below where JsonValue is complete: std::pair of an
+  // incomplete type is not allowed, and clang with libstdc++ rejects the
+  // implicit members (the fuzz build, tests/fuzz, uses clang).
+  JsonValue();
+  JsonValue(const JsonValue&);
+  JsonValue(JsonValue&&) noexcept;
+  JsonValue& operator=(const JsonValue&);
+  JsonValue& operator=(JsonValue&&) noexcept;
+  ~JsonValue();
+
   // The member `key` of an object; nullptr if absent or this is no object.
   const JsonValue* get(std::string_view key) const;
   bool is_object() const { return kind == Kind::kObject; }
 };
+inline JsonValue::JsonValue() = default;
+inline JsonValue::JsonValue(const JsonValue&) = default;
+inline JsonValue::JsonValue(JsonValue&&) noexcept = default;
+inline JsonValue& JsonValue::operator=(const JsonValue&) = default;
+inline JsonValue& JsonValue::operator=(JsonValue&&) noexcept = default;
+inline JsonValue::~JsonValue() = default;
 
 // One JSON text (surrounding whitespace allowed). nullopt, with a reason in
 // *error, on anything malformed, nested deeper than 32 or larger than 4 MiB.

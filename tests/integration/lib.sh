@@ -7,6 +7,10 @@ set -euo pipefail
 DCAGENT="$DC_BUILD/daemon/dcagent"
 DCCTL="$DC_BUILD/tools/dcctl"
 SHIM="$DC_BUILD/shim/libdcshim.so"
+# A sanitizer build's shim needs its runtime loaded first in every program it is
+# preloaded into (tools/test.sh sets this for build-asan and build-tsan).
+# LD_PRELOAD takes a space-separated list.
+if [ -n "${DC_SANITIZER_RUNTIME:-}" ]; then SHIM="$DC_SANITIZER_RUNTIME $SHIM"; fi
 PY=/usr/bin/python3   # Debian's interpreter, with numpy/PIL/h5py/torch
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/dc-test.XXXXXX")
