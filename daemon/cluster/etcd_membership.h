@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/cluster/etcd_http.h"
+#include "daemon/cluster/etcd_client.h"
 #include "daemon/cluster/etcd_wire.h"
 #include "daemon/config/config.h"
 
@@ -36,6 +36,8 @@ class EtcdMembership {
     uint64_t bad_responses = 0;  // malformed answers from etcd (each led to a resync)
     uint64_t bad_members = 0;    // member entries ignored as malformed
     uint64_t lease_grants = 0;   // leases granted (1 + one per expiry)
+    uint64_t tls_failures = 0;   // TLS handshakes or certificates refused (either side)
+    uint64_t auth_failures = 0;  // user/password refused, or the user may not use the prefix
   };
 
   explicit EtcdMembership(const ClusterConfig& config);
@@ -63,7 +65,6 @@ class EtcdMembership {
             std::string* error);
   void note_bad(const std::string& what);
   void set_healthy(bool ok, const std::string& why);
-  std::string endpoint() const { return config_.etcd[endpoint_ % config_.etcd.size()]; }
 
   ClusterConfig config_;
   const std::string self_key_;
@@ -72,6 +73,7 @@ class EtcdMembership {
   int wake_fd_ = -1;  // eventfd: the destructor wakes the thread with it
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  EtcdClient client_;  // after stop_, which it watches
 
   std::mutex mu_;
   std::vector<PeerConfig> peers_;  // guarded by mu_
