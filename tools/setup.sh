@@ -7,8 +7,9 @@ packages=(
   # build
   g++ meson ninja-build pkg-config
   liburing-dev libtomlplusplus-dev libgtest-dev libisal-dev libssl-dev
+  libcurl4-openssl-dev
   # tests: real programs under the shim
-  coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3 etcd-server
+  coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3 etcd-server openssl
   sqlite3 tar gzip grep procps iproute2 psmisc
 )
 
