@@ -505,6 +505,12 @@ std::string describe_config(const Config& c) {
         << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)"
         << ", send " << c.cluster.send
         << ", up to " << c.cluster.max_connections_per_peer << " connection(s) per peer";
+    if (c.cluster.membership == "etcd") {
+      out << "\n  etcd";
+      for (const auto& e : c.cluster.etcd) out << " " << e;
+      if (!c.cluster.etcd_cert.empty()) out << ", client certificate " << c.cluster.etcd_cert;
+      if (!c.cluster.etcd_user.empty()) out << ", user " << c.cluster.etcd_user;
+    }
   }
   return out.str();
 }
