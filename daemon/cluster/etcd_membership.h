@@ -7,12 +7,13 @@
 //
 // One thread of its own, so etcd being slow or away never stalls the agent's
 // loop. It holds the watch stream open and, between its events, sends the lease
-// keep-alives as short requests on connections of their own: the watch's HTTP/1.1
-// connection is busy with the streaming response, and the kernel buffers watch
-// events while a keep-alive is out, so one thread serves both without locks.
-// Every failure (etcd down, stream closed, compaction, cancel, a malformed
-// answer) leads to a back-off, a fresh read of the prefix and a new watch from
-// the revision of that read: no event is lost.
+// keep-alives as short requests on a connection of their own (EtcdClient): the
+// watch's HTTP/1.1 connection is busy with the streaming response, and the
+// kernel buffers watch events while a keep-alive is out, so one thread serves
+// both without locks. Every failure (etcd down, stream closed, compaction,
+// cancel, a malformed answer, a TLS or auth refusal) leads to a back-off, a
+// fresh read of the prefix and a new watch from the revision of that read: no
+// event is lost.
 #pragma once
 
 #include <atomic>
