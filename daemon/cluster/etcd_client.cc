@@ -20,7 +20,9 @@ namespace {
 constexpr size_t kMaxBody = 4 << 20;             // one-shot answers (as parse_json takes)
 constexpr size_t kMaxPending = 16 << 20;         // watch bytes between two reads
 constexpr uint64_t kRefusalRelogMs = 60 * 1000;  // the same refusal is logged again after this
-constexpr int kAuthTimeoutMs = 1000;
+// etcd checks the password with bcrypt, slow on purpose (tens of ms idle,
+// far more on a loaded host): more time than other one-shot requests.
+constexpr int kAuthTimeoutMs = 3000;
 
 uint64_t now_ms() {
   timespec ts{};
