@@ -354,6 +354,8 @@ StatList Agent::collect_stats() {
       {"etcd_bad_responses", etcd.bad_responses},
       {"etcd_bad_members", etcd.bad_members},
       {"etcd_lease_grants", etcd.lease_grants},
+      {"etcd_tls_failures", etcd.tls_failures},
+      {"etcd_auth_failures", etcd.auth_failures},
       {"cache_bytes_copies", cache_->copy_pages() * ps},
       {"bad_messages", counters_.bad_messages},
       {"sessions_rejected", counters_.sessions_rejected},

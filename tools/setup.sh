@@ -9,8 +9,9 @@ packages=(
   # fuzzing (tests/fuzz, build-fuzz): clang with libFuzzer and its sanitizer runtimes
   clang libclang-rt-14-dev
   liburing-dev libtomlplusplus-dev libgtest-dev libisal-dev libssl-dev
+  libcurl4-openssl-dev libxxhash-dev
   # tests: real programs under the shim
-  coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3 etcd-server
+  coreutils python3 python3-numpy python3-pil python3-h5py python3-torch iperf3 etcd-server openssl
   sqlite3 tar gzip grep procps iproute2 psmisc rsync
 )
 

@@ -42,6 +42,7 @@ EtcdMembership::EtcdMembership(const ClusterConfig& config)
     : config_(config),
       self_key_(kPrefix + config.node_id),
       ttl_s_(std::max<uint64_t>(2, config.member_timeout_ms / 1000)),
+      client_(config, &stop_),
       members_(kPrefix) {}
 
 EtcdMembership::~EtcdMembership() {
@@ -74,15 +75,18 @@ EtcdMembership::Counters EtcdMembership::counters() const {
   c.bad_responses = bad_responses_;
   c.bad_members = bad_members_;
   c.lease_grants = lease_grants_;
+  c.tls_failures = client_.tls_failures();
+  c.auth_failures = client_.auth_failures();
   return c;
 }
 
 bool EtcdMembership::post(const std::string& path, const std::string& body, HttpResponse* rsp,
                           std::string* error) {
-  const size_t n = config_.etcd.size();
+  const size_t n = client_.endpoints();
   for (size_t attempt = 0; attempt < n && !stop_; ++attempt) {
     const size_t i = (endpoint_ + attempt) % n;
-    if (http_post(config_.etcd[i], path, body, kRequestTimeoutMs, rsp, error)) {
+    EtcdFail why = EtcdFail::kNone;
+    if (client_.post(i, path, body, kRequestTimeoutMs, rsp, error, &why)) {
       endpoint_ = i;
       return true;
     }
@@ -255,10 +259,12 @@ bool EtcdMembership::resync(uint64_t* revision) {
 }
 
 void EtcdMembership::watch(uint64_t revision) {
-  HttpStream stream;
+  EtcdStream stream(&client_);
   std::string err;
-  if (!stream.open(endpoint(), "/v3/watch", watch_create_request(kPrefix, revision + 1),
-                   kWatchOpenTimeoutMs, &err)) {
+  EtcdFail fail = EtcdFail::kNone;
+  if (!stream.open(endpoint_ % client_.endpoints(), "/v3/watch",
+                   watch_create_request(kPrefix, revision + 1), kWatchOpenTimeoutMs, wake_fd_, &err,
+                   &fail)) {
     set_healthy(false, "opening the watch: " + err);
     return;
   }
@@ -290,6 +296,9 @@ void EtcdMembership::watch(uint64_t revision) {
       std::string why;
       const WatchStep step = apply_watch_message(m, &members_, &why);
       if (step == WatchStep::kResync) {
+        // A watch refused for its token (expired while the stream was being
+        // set up): the resync authenticates again.
+        if (m.error && is_auth_token_invalid(m.reason)) client_.drop_token();
         set_healthy(false, why);
         return;
       }
@@ -302,11 +311,11 @@ void EtcdMembership::watch(uint64_t revision) {
       check_own_key();
       publish();
     }
-    if (rd == HttpStream::Read::kEnded) {
+    if (rd == EtcdStream::Read::kEnded) {
       set_healthy(false, "the watch stream ended");
       return;
     }
-    if (rd == HttpStream::Read::kError) {
+    if (rd == EtcdStream::Read::kError) {
       set_healthy(false, "watch stream: " + err);
       return;
     }
@@ -320,12 +329,8 @@ void EtcdMembership::watch(uint64_t revision) {
     if (config_.serve)
       timeout = static_cast<int>(
           std::min<uint64_t>(1000, next_keepalive_ms_ - std::min(next_keepalive_ms_, now_ms())));
-    pollfd fds[2] = {{stream.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
-      set_healthy(false, "poll failed");
-      return;
-    }
-    if (fds[1].revents) return;  // stopping
+    stream.wait(timeout, wake_fd_);
+    if (stop_) return;
   }
 }
 

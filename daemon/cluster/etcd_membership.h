@@ -7,12 +7,13 @@
 //
 // One thread of its own, so etcd being slow or away never stalls the agent's
 // loop. It holds the watch stream open and, between its events, sends the lease
-// keep-alives as short requests on connections of their own: the watch's HTTP/1.1
-// connection is busy with the streaming response, and the kernel buffers watch
-// events while a keep-alive is out, so one thread serves both without locks.
-// Every failure (etcd down, stream closed, compaction, cancel, a malformed
-// answer) leads to a back-off, a fresh read of the prefix and a new watch from
-// the revision of that read: no event is lost.
+// keep-alives as short requests on a connection of their own (EtcdClient): the
+// watch's HTTP/1.1 connection is busy with the streaming response, and the
+// kernel buffers watch events while a keep-alive is out, so one thread serves
+// both without locks. Every failure (etcd down, stream closed, compaction,
+// cancel, a malformed answer, a TLS or auth refusal) leads to a back-off, a
+// fresh read of the prefix and a new watch from the revision of that read: no
+// event is lost.
 #pragma once
 
 #include <atomic>
@@ -22,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/cluster/etcd_http.h"
+#include "daemon/cluster/etcd_client.h"
 #include "daemon/cluster/etcd_wire.h"
 #include "daemon/config/config.h"
 
@@ -36,6 +37,8 @@ class EtcdMembership {
     uint64_t bad_responses = 0;  // malformed answers from etcd (each led to a resync)
     uint64_t bad_members = 0;    // member entries ignored as malformed
     uint64_t lease_grants = 0;   // leases granted (1 + one per expiry)
+    uint64_t tls_failures = 0;   // TLS handshakes or certificates refused (either side)
+    uint64_t auth_failures = 0;  // user/password refused, or the user may not use the prefix
   };
 
   explicit EtcdMembership(const ClusterConfig& config);
@@ -63,7 +66,6 @@ class EtcdMembership {
             std::string* error);
   void note_bad(const std::string& what);
   void set_healthy(bool ok, const std::string& why);
-  std::string endpoint() const { return config_.etcd[endpoint_ % config_.etcd.size()]; }
 
   ClusterConfig config_;
   const std::string self_key_;
@@ -72,6 +74,7 @@ class EtcdMembership {
   int wake_fd_ = -1;  // eventfd: the destructor wakes the thread with it
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  EtcdClient client_;  // after stop_, which it watches
 
   std::mutex mu_;
   std::vector<PeerConfig> peers_;  // guarded by mu_

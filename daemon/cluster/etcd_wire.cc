@@ -218,6 +218,50 @@ bool is_lease_not_found(std::string_view body) {
   return body.find("requested lease not found") != std::string_view::npos;
 }
 
+std::string json_quote(std::string_view s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;  // UTF-8 passes through: JSON strings may hold it raw
+    }
+  }
+  return out + "\"";
+}
+
+std::string authenticate_request(std::string_view user, std::string_view password) {
+  return "{\"name\":" + json_quote(user) + ",\"password\":" + json_quote(password) + "}";
+}
+
+bool parse_auth_token(std::string_view body, std::string* token, std::string* error) {
+  auto v = parse_object(body, error);
+  if (!v) return false;
+  // The token goes into an HTTP header: refuse bytes that would end or split it.
+  if (!string_field(*v, "token", token) || token->empty() || token->size() > 4096 ||
+      std::any_of(token->begin(), token->end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x21 || c == 0x7f; })) {
+    *error = "authenticate answer without a usable token";
+    return false;
+  }
+  return true;
+}
+
+bool is_auth_token_invalid(std::string_view body) {
+  // etcd 3.4: ErrInvalidAuthToken "etcdserver: invalid auth token" (simple
+  // tokens expire after --auth-token-ttl idle, and all die with a restart);
+  // ErrAuthOldRevision when auth changed since the token was issued.
+  return body.find("invalid auth token") != std::string_view::npos ||
+         body.find("revision of auth store is old") != std::string_view::npos ||
+         body.find("user name is empty") != std::string_view::npos;
+}
+
 bool parse_watch_message(std::string_view json, WatchMessage* out, std::string* error) {
   *out = WatchMessage{};
   auto v = parse_object(json, error);

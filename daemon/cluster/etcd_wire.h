@@ -58,6 +58,16 @@ bool parse_lease_keepalive(std::string_view body, uint64_t* ttl, std::string* er
 // an expired lease: HTTP 404, "etcdserver: requested lease not found").
 bool is_lease_not_found(std::string_view body);
 
+// etcd v3 auth (user/password): the body of /v3/auth/authenticate (a JSON
+// string for each, escaped), the token its answer carries, and whether an error
+// answer says the token we sent is no longer good (expired, or etcd restarted
+// and forgot it), so the caller authenticates again instead of giving up.
+std::string authenticate_request(std::string_view user, std::string_view password);
+bool parse_auth_token(std::string_view body, std::string* token, std::string* error);
+bool is_auth_token_invalid(std::string_view body);
+// A JSON string literal (quotes included) holding `s`.
+std::string json_quote(std::string_view s);
+
 struct WatchEvent {
   enum class Type { kPut, kDelete };
   Type type = Type::kPut;

@@ -3,15 +3,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <toml++/toml.h>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "common/units.h"
+#include "daemon/net/auth.h"
 
 namespace dc {
 namespace {
@@ -188,12 +191,87 @@ Result<double> weight_value(const toml::node& node, const std::string& key, cons
   return *w;
 }
 
+// An etcd endpoint: host:port (plain HTTP), or the same after http:// or https://.
+bool valid_etcd_endpoint(const std::string& e) {
+  for (const char* scheme : {"http://", "https://"})
+    if (e.rfind(scheme, 0) == 0) return valid_host_port(e.substr(strlen(scheme)));
+  return e.find('/') == std::string::npos && valid_host_port(e);
+}
+
+// A file the agent will read later (a certificate, a key): said now, with the
+// key's line, rather than as a TLS error in the log minutes after start.
+Status readable_file(const toml::node* n, const std::string& key, const std::string& path,
+                     const std::string& src) {
+  struct stat st {};
+  if (path.empty() || path[0] != '/') return key_error(src, n, key, "expected an absolute path");
+  if (stat(path.c_str(), &st) != 0) return key_error(src, n, key, path + ": " + strerror(errno));
+  if (!S_ISREG(st.st_mode)) return key_error(src, n, key, path + ": not a regular file");
+  if (access(path.c_str(), R_OK) != 0) return key_error(src, n, key, path + ": " + strerror(errno));
+  return ok_status();
+}
+
+// [cluster] etcd_ca / etcd_cert / etcd_key (TLS) and etcd_user /
+// etcd_password_file (etcd v3 auth).
+Status parse_etcd_security(const toml::table& t, ClusterConfig& k, const std::string& src) {
+  struct Item {
+    const char* name;
+    std::string* out;
+  };
+  const Item items[] = {{"etcd_ca", &k.etcd_ca},
+                        {"etcd_cert", &k.etcd_cert},
+                        {"etcd_key", &k.etcd_key},
+                        {"etcd_user", &k.etcd_user},
+                        {"etcd_password_file", &k.etcd_password_file}};
+  for (const Item& it : items) {
+    const toml::node* n = t.get(it.name);
+    if (!n) continue;
+    const std::string key = std::string("cluster.") + it.name;
+    auto v = string_value(*n, key, src);
+    if (!v) return v.error();
+    if (v->empty()) return key_error(src, n, key, "must not be empty");
+    *it.out = *v;
+    if (it.out == &k.etcd_user) {
+      if (v->size() > 255) return key_error(src, n, key, "must be 1..255 bytes");
+    } else if (it.out == &k.etcd_password_file) {
+      auto pw = load_secret(*v);  // mode 0600, not empty, as for secret_file
+      if (!pw) return key_error(src, n, key, pw.error().message);
+    } else if (auto s = readable_file(n, key, *v, src); !s) {
+      return s;
+    }
+  }
+  bool https = false;
+  for (const std::string& e : k.etcd) https = https || e.rfind("https://", 0) == 0;
+  const toml::node* ca = t.get("etcd_ca");
+  const toml::node* cert = t.get("etcd_cert");
+  const toml::node* key = t.get("etcd_key");
+  if ((ca || cert || key) && !https)
+    return key_error(src,
+                     ca     ? ca
+                     : cert ? cert
+                            : key,
+                     ca     ? "cluster.etcd_ca"
+                     : cert ? "cluster.etcd_cert"
+                            : "cluster.etcd_key",
+                     "TLS settings given, but no etcd endpoint is https://");
+  if (static_cast<bool>(cert) != static_cast<bool>(key))
+    return key_error(src, cert ? cert : key, cert ? "cluster.etcd_cert" : "cluster.etcd_key",
+                     "etcd_cert and etcd_key go together (a client certificate and its key)");
+  const toml::node* user = t.get("etcd_user");
+  const toml::node* pwf = t.get("etcd_password_file");
+  if (static_cast<bool>(user) != static_cast<bool>(pwf))
+    return key_error(src, user ? user : pwf,
+                     user ? "cluster.etcd_user" : "cluster.etcd_password_file",
+                     "etcd_user and etcd_password_file go together");
+  return ok_status();
+}
+
 Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
-  if (auto s = check_keys(t, "cluster.",
-                          {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout",
-                           "copies_share", "membership", "etcd", "send",
-                           "max_connections_per_peer", "connection_idle"},
-                          src);
+  if (auto s = check_keys(
+          t, "cluster.",
+          {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout", "copies_share",
+           "membership", "etcd", "send", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user",
+           "etcd_password_file", "max_connections_per_peer", "connection_idle"},
+          src);
       !s)
     return s;
   ClusterConfig& k = c.cluster;
@@ -266,12 +344,15 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
     if (!arr) return key_error(src, n, "cluster.etcd", "expected a list of host:port");
     for (const auto& e : *arr) {
       auto v = e.value<std::string>();
-      if (!v || !valid_host_port(*v)) return key_error(src, &e, "cluster.etcd", "expected host:port");
+      if (!v || !valid_etcd_endpoint(*v))
+        return key_error(src, &e, "cluster.etcd",
+                         "expected host:port, http://host:port or https://host:port");
       k.etcd.push_back(*v);
     }
   }
   if (k.membership == "etcd" && k.etcd.empty())
     return make_error(Errc::kInvalidArgument, src + ": key 'cluster.etcd': required when membership = \"etcd\"");
+  if (auto s = parse_etcd_security(t, k, src); !s) return s;
   return ok_status();
 }
 
@@ -424,6 +505,12 @@ std::string describe_config(const Config& c) {
         << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)"
         << ", send " << c.cluster.send
         << ", up to " << c.cluster.max_connections_per_peer << " connection(s) per peer";
+    if (c.cluster.membership == "etcd") {
+      out << "\n  etcd";
+      for (const auto& e : c.cluster.etcd) out << " " << e;
+      if (!c.cluster.etcd_cert.empty()) out << ", client certificate " << c.cluster.etcd_cert;
+      if (!c.cluster.etcd_user.empty()) out << ", user " << c.cluster.etcd_user;
+    }
   }
   return out.str();
 }

@@ -34,7 +34,13 @@ struct ClusterConfig {
   uint32_t max_connections_per_peer = 4;  // connections to one member, opened as traffic grows
   uint32_t connection_idle_ms = 10000;    // an extra connection idle this long is closed
   std::string membership = "static";  // "static" ([[peer]]) or "etcd"
-  std::vector<std::string> etcd;  // host:port endpoints for membership = "etcd"
+  std::vector<std::string> etcd;      // "host:port" (http) or "https://host:port" endpoints
+  // etcd over TLS and with auth (see daemon/cluster/etcd_client.h); empty: unused.
+  std::string etcd_ca;             // PEM CA that signed etcd's server certificate
+  std::string etcd_cert;           // PEM client certificate (with etcd_key)
+  std::string etcd_key;            // its private key
+  std::string etcd_user;           // etcd v3 auth user
+  std::string etcd_password_file;  // its password, mode 0600 like secret_file
   std::vector<PeerConfig> peers;
   // How block replies leave: "copy" (sendmsg, the kernel copies), "zerocopy"
   // (MSG_ZEROCOPY from pinned arena pages), "sendfile" (from the arena memfd,

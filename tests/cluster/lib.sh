@@ -29,6 +29,7 @@ PY=/usr/bin/python3   # Debian's interpreter
 : "${CL_CLIENT_ONLY:=}"           # node numbers (space-separated) that own nothing (serve = false)
 : "${CL_MEMBERSHIP:=static}"       # static ([[peer]] lists) or etcd (a real etcd in the hub namespace)
 : "${CL_SEND:=}"                  # cluster.send of every node (copy, zerocopy, sendfile); empty: the default
+: "${CL_ETCD_SCHEME:=}"           # "https://" to name the etcd endpoint so (the test starts etcd with TLS)
 CL_ETCD_PID=""
 
 # realpath: the shim and the agent compare canonical dataset paths.
@@ -228,7 +229,9 @@ member_timeout = "$CL_MEMBER_TIMEOUT"
 EOC
     [ -z "$CL_SEND" ] || printf 'send = "%s"\n' "$CL_SEND"
     if [ "$CL_MEMBERSHIP" = etcd ]; then
-      printf 'membership = "etcd"\netcd = ["%s.254:2379"]\n' "$CL_NET"
+      printf 'membership = "etcd"\netcd = ["%s%s.254:2379"]\n' "${CL_ETCD_SCHEME:-}" "$CL_NET"
+      # A test may add [cluster] keys per node (etcd TLS and auth settings).
+      if declare -F cl_config_extra >/dev/null; then cl_config_extra "$i"; fi
     fi
     for ((j = 1; j <= CL_N; j++)); do
       [ "$CL_MEMBERSHIP" = etcd ] && break

@@ -332,3 +332,44 @@ TEST_F(ConfigTest, ClusterSendPath) {
 }
 
 }  // namespace
+
+// [cluster] etcd TLS and auth keys: files are checked at load (exist, readable,
+// the password file mode 0600), pairs go together, TLS needs an https endpoint,
+// and every error names file, line and key.
+namespace {
+
+TEST_F(ConfigTest, EtcdTlsAndAuthKeys) {
+  const std::string ca = dir_ + "/ca.pem", pw = dir_ + "/pw", open_pw = dir_ + "/pw-open";
+  std::ofstream(ca) << "-----BEGIN CERTIFICATE-----\n";
+  std::ofstream(pw) << "secret\n";
+  std::ofstream(open_pw) << "secret\n";
+  ASSERT_EQ(chmod(pw.c_str(), 0600), 0);
+  ASSERT_EQ(chmod(open_pw.c_str(), 0644), 0);
+  const std::string head = std::string(kClusterHead) + "membership = \"etcd\"\n";
+  const std::string https = head + "etcd = [\"https://10.0.0.9:2379\", \"10.0.0.8:2379\"]\n";
+  auto r = Parse(https + "etcd_ca = \"" + ca + "\"\netcd_cert = \"" + ca + "\"\netcd_key = \"" +
+                 ca + "\"\netcd_user = \"dc\"\netcd_password_file = \"" + pw + "\"\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->cluster.etcd[0], "https://10.0.0.9:2379");
+  EXPECT_EQ(r->cluster.etcd_ca, ca);
+  EXPECT_EQ(r->cluster.etcd_user, "dc");
+  EXPECT_EQ(r->cluster.etcd_password_file, pw);
+  EXPECT_TRUE(Parse(head + "etcd = [\"http://10.0.0.9:2379\"]\n").ok());
+
+  for (const char* bad : {"ftp://h:1", "https://h", "https://h:1/x", "h:1/x", "http://"})
+    EXPECT_TRUE(Has(Reject(head + "etcd = [\"" + bad + "\"]\n"), "'cluster.etcd'")) << bad;
+  std::string msg = Reject(https + "\netcd_ca = \"" + dir_ + "/missing.pem\"\n");
+  EXPECT_TRUE(Has(msg, "test.toml:8: key 'cluster.etcd_ca'")) << msg;
+  EXPECT_TRUE(Has(msg, "No such file")) << msg;
+  EXPECT_TRUE(Has(Reject(https + "etcd_ca = \"ca.pem\"\n"), "absolute path"));
+  EXPECT_TRUE(Has(Reject(https + "etcd_cert = \"" + ca + "\"\n"), "go together"));
+  EXPECT_TRUE(Has(Reject(https + "etcd_user = \"dc\"\n"), "'cluster.etcd_user'"));
+  msg = Reject(https + "etcd_user = \"dc\"\netcd_password_file = \"" + open_pw + "\"\n");
+  EXPECT_TRUE(Has(msg, "'cluster.etcd_password_file'")) << msg;
+  EXPECT_TRUE(Has(msg, "chmod 600")) << msg;
+  msg = Reject(head + "etcd = [\"10.0.0.9:2379\"]\netcd_ca = \"" + ca + "\"\n");
+  EXPECT_TRUE(Has(msg, "no etcd endpoint is https://")) << msg;
+  EXPECT_TRUE(Has(Reject(https + "etcd_user = \"\"\n"), "must not be empty"));
+}
+
+}  // namespace
