@@ -104,9 +104,9 @@ class Agent {
   std::unordered_map<uint64_t, PeerServeRequest> peer_requests_;
   // Consecutive blocks of one file, filled from the origin by one read: large
   // device requests, as the kernel's own readahead would issue. Flushed before the
-  // handler that built it returns (the fd must still be the file's then).
+  // handler that built it returns; it holds the file open until then.
   struct FillRun {
-    int fd = -1;
+    OriginFdRef fd;
     uint32_t direct_align = 0;
     uint64_t first_block = 0;
     uint64_t bytes = 0;

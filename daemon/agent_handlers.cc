@@ -217,7 +217,9 @@ void Agent::flush_fills() {
     user = kFillGroupBit | next_fill_group_++;
     fill_groups_[user] = run_.handles;
   }
-  reader_->submit(run_.fd, iov, run_.first_block * arena_->block_size(), run_.bytes, user);
+  reader_->submit(std::move(run_.fd), iov, run_.first_block * arena_->block_size(), run_.bytes,
+                  user);
+  run_.fd.reset();
   run_.handles.clear();
 }
 

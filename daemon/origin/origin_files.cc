@@ -15,7 +15,6 @@ OriginFiles::OriginFiles(const std::vector<DatasetConfig>& datasets, uint32_t ma
     : datasets_(datasets), root_fds_(datasets.size(), -1), max_open_(max_open) {}
 
 OriginFiles::~OriginFiles() {
-  for (auto& [k, e] : open_) close(e.file.fd);
   for (int fd : root_fds_)
     if (fd >= 0) close(fd);
 }
@@ -79,7 +78,7 @@ Result<OriginFile> OriginFiles::open_file(uint32_t dataset_id, const std::string
   const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
                             static_cast<uint64_t>(st.st_mtim.tv_nsec);
   OriginFile f;
-  f.fd = fd;
+  f.fd = std::make_shared<const OriginFd>(fd);
   f.size = static_cast<uint64_t>(st.st_size);
   f.direct_align = align;
   f.key = make_file_key(name.data(), name.size(), rel.data(), rel.size(), f.size, mtime_ns);
@@ -94,7 +93,6 @@ Result<OriginFile> OriginFiles::get(uint32_t dataset_id, const std::string& rel,
   auto f = open_file(dataset_id, rel);
   if (!f) return f.error();
   if (!(f->key == key)) {
-    close(f->fd);
     return make_error(Errc::kStale, rel + ": file changed since it was opened");
   }
   // Bounded memory: past this many paths, older keys are forgotten (their blocks
@@ -111,8 +109,7 @@ Result<OriginFile> OriginFiles::get(uint32_t dataset_id, const std::string& rel,
 Result<FileKey> OriginFiles::current_key(uint32_t dataset_id, const std::string& rel) {
   auto f = open_file(dataset_id, rel);
   if (!f) return f.error();
-  close(f->fd);
-  return f->key;
+  return f->key;  // its descriptor closes with `f`
 }
 
 std::vector<FileKey> OriginFiles::keys_seen(uint32_t dataset_id, const std::string& rel) const {
@@ -124,7 +121,7 @@ std::vector<FileKey> OriginFiles::keys_seen(uint32_t dataset_id, const std::stri
 void OriginFiles::forget(FileKey key) {
   auto it = open_.find(key);
   if (it == open_.end()) return;
-  close(it->second.file.fd);
+  // Drops this table's reference: reads still queued for the file keep it open.
   lru_.erase(it->second.lru);
   open_.erase(it);
 }

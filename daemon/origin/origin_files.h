@@ -12,12 +12,15 @@
 
 #include "common/result.h"
 #include "daemon/config/config.h"
+#include "daemon/origin/origin_fd.h"
 #include "dc/file_key.h"
 
 namespace dc {
 
+// A copy holds the descriptor open (see origin_fd.h): keep one only as long as
+// something will still read through it.
 struct OriginFile {
-  int fd = -1;
+  OriginFdRef fd;
   uint64_t size = 0;
   FileKey key;
   uint32_t direct_align = 0;  // O_DIRECT: reads must be multiples of this; 0 if buffered

@@ -31,8 +31,8 @@ OriginReader::~OriginReader() {
   if (event_fd_ >= 0) close(event_fd_);
 }
 
-void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t expect,
-                          uint64_t user) {
+void OriginReader::submit(OriginFdRef file, const std::vector<iovec>& iov, uint64_t offset,
+                          uint64_t expect, uint64_t user) {
   uint32_t idx;
   if (!free_ops_.empty()) {
     idx = free_ops_.back();
@@ -42,7 +42,7 @@ void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset
     ops_.emplace_back();
   }
   Op& op = ops_[idx];
-  op.fd = fd;
+  op.file = std::move(file);
   op.iov = iov;
   op.first = 0;
   op.offset = offset;
@@ -67,7 +67,7 @@ void OriginReader::issue(uint32_t idx) {
     }
   }
   Op& op = ops_[idx];
-  io_uring_prep_readv(sqe, op.fd, op.iov.data() + op.first,
+  io_uring_prep_readv(sqe, op.file->get(), op.iov.data() + op.first,
                       static_cast<unsigned>(op.iov.size() - op.first), op.offset);
   io_uring_sqe_set_data64(sqe, idx);
   ++in_flight_;
@@ -124,6 +124,7 @@ void OriginReader::reap(const Done& done) {
       continue;
     }
     const uint64_t user = op.user;
+    op.file.reset();
     free_ops_.push_back(idx);
     done(user, ok, err);
   }
