@@ -167,6 +167,7 @@ void Agent::on_tick() {
   uint64_t expirations;
   while (read(timer_fd_, &expirations, sizeof expirations) > 0) {
   }
+  reader_->retry_pending();
   if (cluster_) cluster_->tick(now_ms());
   if (watchdog_usec_) {
     uint64_t now = now_ms();

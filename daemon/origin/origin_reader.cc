@@ -52,10 +52,10 @@ void OriginReader::submit(OriginFdRef file, const std::vector<iovec>& iov, uint6
   flush();
 }
 
-void OriginReader::issue(uint32_t idx) {
+bool OriginReader::issue(uint32_t idx) {
   if (in_flight_ >= depth_) {
     backlog_.push_back(idx);
-    return;
+    return false;
   }
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (!sqe) {
@@ -63,7 +63,7 @@ void OriginReader::issue(uint32_t idx) {
     sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
       backlog_.push_back(idx);
-      return;
+      return false;
     }
   }
   Op& op = ops_[idx];
@@ -71,9 +71,19 @@ void OriginReader::issue(uint32_t idx) {
                       static_cast<unsigned>(op.iov.size() - op.first), op.offset);
   io_uring_sqe_set_data64(sqe, idx);
   ++in_flight_;
+  return true;
 }
 
 void OriginReader::flush() { io_uring_submit(&ring_); }
+
+void OriginReader::retry_pending() {
+  while (!backlog_.empty() && in_flight_ < depth_) {
+    const uint32_t idx = backlog_.front();
+    backlog_.erase(backlog_.begin());
+    if (!issue(idx)) break;  // the ring is full of unsubmitted entries: next tick
+  }
+  flush();
+}
 
 void OriginReader::reap(const Done& done) {
   uint64_t ignored;
@@ -128,12 +138,7 @@ void OriginReader::reap(const Done& done) {
     free_ops_.push_back(idx);
     done(user, ok, err);
   }
-  while (!backlog_.empty() && in_flight_ < depth_) {
-    uint32_t idx = backlog_.front();
-    backlog_.erase(backlog_.begin());
-    issue(idx);
-  }
-  flush();
+  retry_pending();
 }
 
 }  // namespace dc

@@ -34,6 +34,10 @@ class OriginReader {
               uint64_t user);
   // Drains completions (call when event_fd() is readable), resubmitting short reads.
   void reap(const Done& done);
+  // Submits what an earlier io_uring_submit left in the ring (it failed, e.g.
+  // EAGAIN or EINTR) and what waits in the backlog with no completion coming to
+  // drain it. Cheap; the agent calls it on every tick so no read is left behind.
+  void retry_pending();
   uint64_t bytes_read() const { return bytes_read_; }
   uint32_t in_flight() const { return in_flight_; }
 
@@ -47,7 +51,7 @@ class OriginReader {
     uint64_t user = 0;
   };
   OriginReader() = default;
-  void issue(uint32_t op_index);
+  bool issue(uint32_t op_index);  // false: the op went (back) to the backlog
   void flush();
 
   io_uring ring_{};
