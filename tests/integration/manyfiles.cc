@@ -4,16 +4,19 @@
 // function of (file, offset), so every byte read is checked without a second read.
 //
 //   dcmanyfiles gen DIR NFILES                 write the dataset (run natively)
-//   dcmanyfiles check DIR NFILES PROCS THREADS read every file in every process
+//   dcmanyfiles check DIR NFILES PROCS THREADS SLOW
+//                                              read every file in every process
 //
-// check prints one summary line and exits non-zero on any mismatch, error or
-// short read.
+// check prints one summary line and exits non-zero on any mismatch, error, short
+// read, or file whose open and read took SLOW seconds or more (a fetch left for
+// the shim's timeout).
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -66,11 +69,14 @@ int gen(const std::string& dir, uint32_t n) {
 }
 
 struct Tally {
-  std::atomic<uint64_t> files{0}, mismatches{0}, errors{0}, shorts{0};
+  std::atomic<uint64_t> files{0}, mismatches{0}, errors{0}, shorts{0}, slow{0};
+  std::atomic<uint64_t> slowest_ms{0};
 };
 
 // Reads `file` whole with read() until EOF and checks it.
-void check_file(const std::string& dir, uint32_t file, std::vector<uint8_t>& buf, Tally& tally) {
+void check_file(const std::string& dir, uint32_t file, std::vector<uint8_t>& buf, Tally& tally,
+                double slow_seconds) {
+  const auto start = std::chrono::steady_clock::now();
   int fd = open(file_path(dir, file).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     tally.errors++;
@@ -94,6 +100,15 @@ void check_file(const std::string& dir, uint32_t file, std::vector<uint8_t>& buf
   }
   close(fd);
   tally.files++;
+  const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - start)
+                                            .count());
+  for (uint64_t seen = tally.slowest_ms.load(); ms > seen;)
+    if (tally.slowest_ms.compare_exchange_weak(seen, ms)) break;
+  if (static_cast<double>(ms) >= slow_seconds * 1000) {
+    tally.slow++;
+    fprintf(stderr, "SLOW: file %u took %llu ms\n", file, static_cast<unsigned long long>(ms));
+  }
   const uint64_t size = file_size(file);
   if (got != size) {
     tally.shorts++;
@@ -109,7 +124,7 @@ void check_file(const std::string& dir, uint32_t file, std::vector<uint8_t>& buf
   }
 }
 
-int check(const std::string& dir, uint32_t n, int procs, int threads) {
+int check(const std::string& dir, uint32_t n, int procs, int threads, double slow_seconds) {
   std::vector<pid_t> children;
   int proc = 0;
   for (int p = 1; p < procs; ++p) {
@@ -135,11 +150,11 @@ int check(const std::string& dir, uint32_t n, int procs, int threads) {
       std::vector<uint8_t> buf((24 << 10) + 4096);
       const uint32_t start = static_cast<uint32_t>(proc) * (n / static_cast<uint32_t>(procs));
       for (uint32_t i = static_cast<uint32_t>(t); i < n; i += static_cast<uint32_t>(threads))
-        check_file(dir, (start + i) % n, buf, tally);
+        check_file(dir, (start + i) % n, buf, tally, slow_seconds);
     });
   }
   for (auto& th : pool) th.join();
-  const bool bad = tally.mismatches || tally.errors || tally.shorts;
+  const bool bad = tally.mismatches || tally.errors || tally.shorts || tally.slow;
   if (proc != 0) _exit(bad ? 1 : 0);
   int failed_children = 0;
   for (pid_t c : children) {
@@ -147,11 +162,15 @@ int check(const std::string& dir, uint32_t n, int procs, int threads) {
     if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0) ++failed_children;
   }
   printf(
-      "process 0: files=%llu mismatches=%llu errors=%llu shorts=%llu; failed processes=%d of %d\n",
+      "process 0: files=%llu mismatches=%llu errors=%llu shorts=%llu slow=%llu slowest=%llums; "
+      "failed processes=%d of %d\n",
       static_cast<unsigned long long>(tally.files.load()),
       static_cast<unsigned long long>(tally.mismatches.load()),
       static_cast<unsigned long long>(tally.errors.load()),
-      static_cast<unsigned long long>(tally.shorts.load()), failed_children + (bad ? 1 : 0), procs);
+      static_cast<unsigned long long>(tally.shorts.load()),
+      static_cast<unsigned long long>(tally.slow.load()),
+      static_cast<unsigned long long>(tally.slowest_ms.load()), failed_children + (bad ? 1 : 0),
+      procs);
   return bad || failed_children ? 1 : 0;
 }
 
@@ -160,9 +179,9 @@ int check(const std::string& dir, uint32_t n, int procs, int threads) {
 int main(int argc, char** argv) {
   if (argc == 4 && strcmp(argv[1], "gen") == 0)
     return gen(argv[2], static_cast<uint32_t>(strtoul(argv[3], nullptr, 10)));
-  if (argc == 6 && strcmp(argv[1], "check") == 0)
+  if (argc == 7 && strcmp(argv[1], "check") == 0)
     return check(argv[2], static_cast<uint32_t>(strtoul(argv[3], nullptr, 10)), atoi(argv[4]),
-                 atoi(argv[5]));
-  fprintf(stderr, "usage: dcmanyfiles gen DIR NFILES | check DIR NFILES PROCS THREADS\n");
+                 atoi(argv[5]), atof(argv[6]));
+  fprintf(stderr, "usage: dcmanyfiles gen DIR NFILES | check DIR NFILES PROCS THREADS SLOW\n");
   return 2;
 }
