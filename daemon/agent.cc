@@ -24,6 +24,10 @@ namespace {
 using namespace epoll_tag;
 constexpr uint64_t tag(Kind k, uint64_t id = 0) { return epoll_tag::make(k, id); }
 constexpr int kTickMs = 20;
+// Opens and stats of origin files in parallel: as many files as this can hang on
+// a sick origin before opens of other files wait too (reads of files already
+// open, and hits, never wait for them).
+constexpr uint32_t kOriginWorkerThreads = 4;
 
 uint64_t now_ms() {
   timespec ts{};
@@ -62,7 +66,10 @@ Status Agent::start() {
   auto reader = OriginReader::create(config_.io_depth);
   if (!reader) return reader.error();
   reader_.reset(*reader);
-  origin_ = std::make_unique<OriginFiles>(config_.datasets, config_.max_open_files);
+  origin_ = std::make_shared<OriginFiles>(config_.datasets, config_.max_open_files);
+  auto workers = OriginWorkers::create(kOriginWorkerThreads);
+  if (!workers) return workers.error();
+  origin_workers_ = std::move(*workers);
   // Readahead stays within half of the probation region, so prefetched blocks are
   // read before the FIFO could push them out when the main region is full.
   const uint64_t pages_per_block = config_.block_size / config_.page_size;
@@ -95,7 +102,8 @@ Status Agent::start() {
     return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
   };
   if (!add(listen_.fd, tag(kListen)) || !add(timer_fd_, tag(kTimer)) ||
-      !add(signal_fd_, tag(kSignal)) || !add(reader_->event_fd(), tag(kIo)))
+      !add(signal_fd_, tag(kSignal)) || !add(reader_->event_fd(), tag(kIo)) ||
+      !add(origin_workers_->event_fd(), tag(kOriginWorkers)))
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + strerror(errno));
   if (config_.cluster.enabled) {
     if (auto st = start_cluster(); !st) return st;
@@ -142,9 +150,12 @@ int Agent::run() {
         case kSession: on_session_readable(data & kIdMask); break;
         case kPeer: cluster_->on_event(data & kIdMask, events[i].events); break;
         case kMembership: on_membership_changed(); break;
+        case kOriginWorkers:
+          origin_workers_->run_completions();
+          break;
       }
     }
-    flush_fills();  // nothing may wait past this iteration (its fd could be reused)
+    flush_fills();  // a run waits no longer than this iteration
     // Requests queued while handling this batch leave together (coalesced).
     if (cluster_) cluster_->flush_all();
   }
@@ -156,6 +167,7 @@ void Agent::on_tick() {
   uint64_t expirations;
   while (read(timer_fd_, &expirations, sizeof expirations) > 0) {
   }
+  reader_->retry_pending();
   if (cluster_) cluster_->tick(now_ms());
   if (watchdog_usec_) {
     uint64_t now = now_ms();

@@ -1,9 +1,11 @@
 // dcagent: one event loop (epoll) over the control socket, client sessions, io_uring
 // completions, a timer and signals. Single-threaded by design: the arena has one
-// writer, and the origin's slowness is absorbed by io_uring, not by threads.
+// writer, and the origin's slowness is absorbed by io_uring (reads) and a few
+// worker threads (opens and stats, OriginWorkers), never by the loop.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -20,6 +22,7 @@
 #include "daemon/metrics/stats.h"
 #include "daemon/origin/origin_files.h"
 #include "daemon/origin/origin_reader.h"
+#include "daemon/origin/origin_workers.h"
 #include "daemon/prefetch/readahead.h"
 
 namespace dc {
@@ -58,7 +61,16 @@ class Agent {
   void handle(Session& s, const Request& r);
   void handle_hello(Session& s, const Request& r);
   void handle_fetch(Session& s, const Request& r);
+  void fetch_from(uint64_t session_id, const Request& r, const OriginFile& file);
   void handle_invalidate(Session& s, const Request& r);
+  void reply_fetch_now(uint64_t session_id, uint32_t request_id, ctl::Status st);
+  // agent_origin.cc: the origin file of version `key`, opened off the loop if it
+  // is not open. `then` runs once, now or from a later loop iteration, with the
+  // file or why there is none (kStale: the path now holds another version).
+  using FileWaiter = std::function<void(const Result<OriginFile>&)>;
+  void with_origin_file(uint32_t dataset_id, const std::string& rel, FileKey key, FileWaiter then);
+  void on_origin_opened(uint32_t dataset_id, const std::string& rel,
+                        const Result<OriginFile>& opened);
   void handle_stats(Session& s, const Request& r);
   void on_fill_done(uint64_t handle, bool ok, int err);
   void block_done(uint64_t token, bool ok);
@@ -77,6 +89,7 @@ class Agent {
   void on_peer_fetched(uint64_t handle, bool ok, bool crc_error);
   void on_membership_changed();
   void serve_peer(const PeerServeRequest& req);
+  void serve_peer_from(const PeerServeRequest& req, const OriginFile& file);
   void peer_request_done(uint64_t id, bool ok);
   void handle_text(Session& s, const Request& r);
   void on_tick();
@@ -87,7 +100,13 @@ class Agent {
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<BlockCache> cache_;
   std::unique_ptr<OriginReader> reader_;
-  std::unique_ptr<OriginFiles> origin_;
+  // Shared with the workers' jobs: a job hung on the origin past shutdown still
+  // has the dataset list it reads.
+  std::shared_ptr<OriginFiles> origin_;
+  std::unique_ptr<OriginWorkers> origin_workers_;
+  // Opens in progress, by "dataset/path": every caller waiting for one, with the
+  // version it wants. One open per path however many wait.
+  std::unordered_map<std::string, std::vector<std::pair<FileKey, FileWaiter>>> opening_;
   std::unique_ptr<Readahead> readahead_;
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<EtcdMembership> etcd_;
@@ -104,9 +123,9 @@ class Agent {
   std::unordered_map<uint64_t, PeerServeRequest> peer_requests_;
   // Consecutive blocks of one file, filled from the origin by one read: large
   // device requests, as the kernel's own readahead would issue. Flushed before the
-  // handler that built it returns (the fd must still be the file's then).
+  // handler that built it returns; it holds the file open until then.
   struct FillRun {
-    int fd = -1;
+    OriginFdRef fd;
     uint32_t direct_align = 0;
     uint64_t first_block = 0;
     uint64_t bytes = 0;

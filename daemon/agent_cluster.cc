@@ -92,13 +92,15 @@ void Agent::on_peer_fetched(uint64_t handle, bool ok, bool crc_error) {
       return;
   }
   peer_fills_.erase(it);
-  auto file = origin_->get(f.dataset_id, f.path, f.key);
-  if (!file) {
-    for (uint64_t token : cache_->finish(static_cast<BlockCache::Handle>(handle), false)) block_done(token, false);
-    return;
-  }
-  submit_fill(*file, static_cast<BlockCache::Handle>(handle), f.block, f.len);
-  flush_fills();
+  with_origin_file(f.dataset_id, f.path, f.key, [this, handle, f](const Result<OriginFile>& file) {
+    const auto h = static_cast<BlockCache::Handle>(handle);
+    if (!file) {
+      for (uint64_t token : cache_->finish(h, false)) block_done(token, false);
+      return;
+    }
+    submit_fill(file.value(), h, f.block, f.len);
+    flush_fills();
+  });
 }
 
 void Agent::serve_peer(const PeerServeRequest& req) {
@@ -108,8 +110,16 @@ void Agent::serve_peer(const PeerServeRequest& req) {
   uint32_t ds = 0;
   while (ds < config_.datasets.size() && config_.datasets[ds].name != req.dataset) ++ds;
   if (ds == config_.datasets.size()) return refuse(peer::Status::kUnknownDataset);
-  auto file = origin_->get(ds, req.path, req.key);
-  if (!file) return refuse(peer_status_of(file.error().code));
+  with_origin_file(ds, req.path, req.key, [this, req](const Result<OriginFile>& file) {
+    if (!file)
+      return cluster_->reply(req.conn_id, req.request_id, peer_status_of(file.error().code), {}, 0);
+    serve_peer_from(req, file.value());
+  });
+}
+
+void Agent::serve_peer_from(const PeerServeRequest& req, const OriginFile& f) {
+  const OriginFile* file = &f;
+  auto refuse = [&](peer::Status st) { cluster_->reply(req.conn_id, req.request_id, st, {}, 0); };
   const uint64_t bs = arena_->block_size();
   if (req.block >= (file->size + bs - 1) / bs) return refuse(peer::Status::kBadRequest);
   const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(bs, file->size - req.block * bs));

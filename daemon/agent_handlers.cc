@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <optional>
 
 #include "common/log.h"
 #include "daemon/agent.h"
@@ -98,38 +100,48 @@ void Agent::handle_hello(Session& s, const Request& r) {
   }
 }
 
+void Agent::reply_fetch_now(uint64_t session_id, uint32_t request_id, ctl::Status st) {
+  if (st != ctl::Status::kOk) ++counters_.fetch_errors;
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;  // the client left
+  ctl::FetchReply rep{ctl::make_header(ctl::Op::kFetchReply, sizeof(ctl::FetchReply), request_id),
+                      static_cast<int32_t>(st), 0};
+  send_or_close(it->second, &rep, sizeof rep);
+}
+
 void Agent::handle_fetch(Session& s, const Request& r) {
   ++counters_.fetch_requests;
-  auto reply_now = [&](ctl::Status st, uint32_t ready) {
-    if (st != ctl::Status::kOk) ++counters_.fetch_errors;
-    ctl::FetchReply rep{ctl::make_header(ctl::Op::kFetchReply, sizeof(ctl::FetchReply), r.request_id),
-                        static_cast<int32_t>(st), ready};
-    send_or_close(s, &rep, sizeof rep);
-  };
-  auto file = origin_->get(r.dataset_id, r.path, r.key);
-  if (!file) {
-    if (file.error().code == Errc::kStale) ++counters_.stale_fetches;
-    DC_LOG_DEBUG("fetch %s: %s", r.path.c_str(), file.error().message.c_str());
-    reply_now(status_of(file.error().code), 0);
-    return;
-  }
+  // Every path through here and the waiter ends in exactly one reply.
+  with_origin_file(r.dataset_id, r.path, r.key,
+                   [this, sid = s.id, r](const Result<OriginFile>& file) {
+                     if (!file) {
+                       if (file.error().code == Errc::kStale) ++counters_.stale_fetches;
+                       DC_LOG_DEBUG("fetch %s: %s", r.path.c_str(), file.error().message.c_str());
+                       reply_fetch_now(sid, r.request_id, status_of(file.error().code));
+                       return;
+                     }
+                     fetch_from(sid, r, file.value());
+                   });
+}
+
+void Agent::fetch_from(uint64_t session_id, const Request& r, const OriginFile& file) {
   const uint64_t bs = arena_->block_size();
-  const uint64_t nblocks = (file->size + bs - 1) / bs;
+  const uint64_t nblocks = (file.size + bs - 1) / bs;
   if (r.first_block >= nblocks) {
-    reply_now(ctl::Status::kBadRequest, 0);
+    reply_fetch_now(session_id, r.request_id, ctl::Status::kBadRequest);
     return;
   }
   const uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(r.block_count, nblocks - r.first_block));
   const uint64_t pid = next_pending_id_++;
   PendingFetch& p = pending_[pid];
-  p.session_id = s.id;
+  p.session_id = session_id;
   p.request_id = r.request_id;
   p.remaining = count;
   p.ok.assign(count, 0);
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t block = r.first_block + i;
     BlockCache::Handle h;
-    switch (begin_block(*file, r.key, r.dataset_id, r.path, block, make_token(pid, i), false, &h)) {
+    switch (begin_block(file, r.key, r.dataset_id, r.path, block, make_token(pid, i), false, &h)) {
       case BlockCache::Begin::kResident:
         p.ok[i] = 1;
         --p.remaining;
@@ -144,7 +156,7 @@ void Agent::handle_fetch(Session& s, const Request& r) {
     }
   }
   const bool done = p.remaining == 0;
-  prefetch(*file, r.key, r.dataset_id, r.path,
+  prefetch(file, r.key, r.dataset_id, r.path,
            readahead_->on_fetch(r.key, {r.dataset_id, r.path}, r.first_block, count, nblocks));
   flush_fills();
   if (done) reply_fetch(pid);
@@ -217,7 +229,9 @@ void Agent::flush_fills() {
     user = kFillGroupBit | next_fill_group_++;
     fill_groups_[user] = run_.handles;
   }
-  reader_->submit(run_.fd, iov, run_.first_block * arena_->block_size(), run_.bytes, user);
+  reader_->submit(std::move(run_.fd), iov, run_.first_block * arena_->block_size(), run_.bytes,
+                  user);
+  run_.fd.reset();
   run_.handles.clear();
 }
 
@@ -277,13 +291,26 @@ void Agent::handle_invalidate(Session& s, const Request& r) {
     dropped += cache_->invalidate(k);
     origin_->forget(k);
   }
-  if (auto cur = origin_->current_key(r.dataset_id, r.path)) {
-    dropped += cache_->invalidate(*cur);
-    origin_->forget(*cur);
-  }
-  ctl::InvalidateReply rep{ctl::make_header(ctl::Op::kInvalidateReply, sizeof rep, r.request_id),
-                           static_cast<int32_t>(ctl::Status::kOk), dropped};
-  send_or_close(s, &rep, sizeof rep);
+  // The version now at the path needs a stat of the origin: off the loop. The
+  // writer waits for the reply; nobody else does.
+  auto current = std::make_shared<std::optional<Result<OriginFile>>>();
+  origin_workers_->submit(
+      [files = origin_, ds = r.dataset_id, rel = r.path, current] {
+        current->emplace(files->open_file(ds, rel));
+      },
+      [this, sid = s.id, request_id = r.request_id, dropped, current]() mutable {
+        if (const Result<OriginFile>& cur = **current) {
+          dropped += cache_->invalidate(cur.value().key);
+          origin_->forget(cur.value().key);
+        }
+        current->reset();  // closes the descriptor the stat opened
+        auto it = sessions_.find(sid);
+        if (it == sessions_.end()) return;
+        ctl::InvalidateReply rep{
+            ctl::make_header(ctl::Op::kInvalidateReply, sizeof rep, request_id),
+            static_cast<int32_t>(ctl::Status::kOk), dropped};
+        send_or_close(it->second, &rep, sizeof rep);
+      });
 }
 
 void Agent::drain_hit_rings() {
@@ -305,7 +332,12 @@ void Agent::drain_hit_rings() {
       if (plan.count == 0) continue;
       const Readahead::Origin* o = readahead_->origin_of(key);
       if (!o) continue;
-      if (auto file = origin_->get(o->dataset_id, o->path, key)) prefetch(*file, key, o->dataset_id, o->path, plan);
+      // A file no longer open is reopened off the loop; the readahead follows then.
+      with_origin_file(
+          o->dataset_id, o->path, key,
+          [this, key, ds = o->dataset_id, path = o->path, plan](const Result<OriginFile>& file) {
+            if (file) prefetch(file.value(), key, ds, path, plan);
+          });
     }
     s.ring_tail = tail;
   }

@@ -7,7 +7,16 @@
 
 namespace dc::epoll_tag {
 
-enum Kind : uint64_t { kListen = 1, kTimer = 2, kSignal = 3, kIo = 4, kSession = 5, kPeer = 6, kMembership = 7 };
+enum Kind : uint64_t {
+  kListen = 1,
+  kTimer = 2,
+  kSignal = 3,
+  kIo = 4,
+  kSession = 5,
+  kPeer = 6,
+  kMembership = 7,
+  kOriginWorkers = 8
+};
 constexpr uint64_t make(Kind k, uint64_t id = 0) { return (uint64_t{k} << 56) | id; }
 constexpr Kind kind_of(uint64_t tag) { return static_cast<Kind>(tag >> 56); }
 constexpr uint64_t kIdMask = (uint64_t{1} << 56) - 1;

@@ -77,6 +77,7 @@ void BlockCache::evict(Handle h) {
   }
   b.seg_crcs.clear();
   map_.erase(b.id);
+  index_remove(h);
   b.waiters.clear();
   ++evictions_;
   // Out of the index and the map, but the kernel still reads its pages: the slots
@@ -154,6 +155,7 @@ BlockCache::Begin BlockCache::begin(FileKey key, uint64_t block, uint32_t len, T
   b.waiters.clear();
   if (token != kNoWaiter) b.waiters.push_back(token);
   map_.emplace(id, h);
+  index_add(h);
   filling_pages_ += pages;
   *out = h;
   return Begin::kStarted;
@@ -218,11 +220,33 @@ bool BlockCache::record_hit(uint32_t slot, uint32_t key_lo32, FileKey* key, uint
   return true;
 }
 
+void BlockCache::index_add(Handle h) {
+  auto& v = by_key_[blocks_[h].id.key];
+  blocks_[h].key_pos = static_cast<uint32_t>(v.size());
+  v.push_back(h);
+}
+
+void BlockCache::index_remove(Handle h) {
+  auto it = by_key_.find(blocks_[h].id.key);
+  if (it == by_key_.end()) return;
+  auto& v = it->second;
+  const uint32_t pos = blocks_[h].key_pos;
+  if (pos >= v.size() || v[pos] != h)
+    return;  // not indexed (cannot happen: map_ and by_key_ agree)
+  v[pos] = v.back();
+  blocks_[v[pos]].key_pos = pos;
+  v.pop_back();
+  if (v.empty()) by_key_.erase(it);
+}
+
 uint32_t BlockCache::invalidate(FileKey key) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return 0;
+  const std::vector<Handle> handles = it->second;  // evict() edits the index
   uint32_t dropped = 0;
-  for (Handle h = 0; h < blocks_.size(); ++h) {
+  for (Handle h : handles) {
+    ++invalidate_visits_;
     Block& b = blocks_[h];
-    if (b.state == State::kFree || b.retired || !(b.id.key == key)) continue;
     if (b.state == State::kFilling) {
       b.discard = true;
       continue;

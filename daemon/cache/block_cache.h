@@ -64,8 +64,12 @@ class BlockCache {
 
   // A shim read this page slot (hint from its hit ring). On success names the block.
   bool record_hit(uint32_t slot, uint32_t key_lo32, FileKey* key, uint64_t* block);
-  // Drops every resident block of `key`; returns pages dropped.
+  // Drops every resident block of `key` (a filling one is dropped when its fill
+  // ends); returns pages dropped. Visits only that key's blocks (by_key_), so a
+  // writer's open and close cost the file's blocks, not the cache's.
   uint32_t invalidate(FileKey key);
+  // Blocks invalidate() has looked at, in all: what its cost is counted in.
+  uint64_t invalidate_visits() const { return invalidate_visits_; }
 
   uint64_t resident_pages() const { return resident_pages_; }
   uint64_t filling_pages() const { return filling_pages_; }
@@ -96,12 +100,15 @@ class BlockCache {
     bool retired = false;   // evicted or invalidated while pinned: slots wait for unpin
     uint32_t pins = 0;
     std::list<Handle>::iterator copy_pos;
+    uint32_t key_pos = 0;  // index in by_key_[id.key] while in map_
     std::vector<uint32_t> seg_crcs;
     std::vector<uint32_t> slots;
     std::vector<Token> waiters;
   };
 
   bool make_room(uint32_t pages, bool for_copy);
+  void index_add(Handle h);
+  void index_remove(Handle h);
   void evict(Handle h);
   void release_slots(Handle h);
   Handle new_handle();
@@ -113,6 +120,13 @@ class BlockCache {
   std::vector<uint32_t> free_slots_;
   std::vector<Handle> slot_owner_;
   std::unordered_map<BlockId, Handle, BlockIdHash> map_;
+  struct KeyHash {
+    size_t operator()(const FileKey& k) const { return static_cast<size_t>(k.lo ^ (k.hi >> 7)); }
+  };
+  // Every block in map_ (filling or resident, not retired), by file: the blocks
+  // one invalidation has to visit. Same membership as map_, kept in step with it.
+  std::unordered_map<FileKey, std::vector<Handle>, KeyHash> by_key_;
+  uint64_t invalidate_visits_ = 0;
   uint64_t resident_pages_ = 0;
   uint64_t filling_pages_ = 0;
   uint64_t evictions_ = 0;

@@ -27,7 +27,6 @@ OriginFiles::OriginFiles(const std::vector<DatasetConfig>& datasets, uint32_t ma
     : datasets_(datasets), root_fds_(datasets.size(), -1), max_open_(max_open) {}
 
 OriginFiles::~OriginFiles() {
-  for (auto& [k, e] : open_) close(e.file.fd);
   for (int fd : root_fds_)
     if (fd >= 0) close(fd);
 }
@@ -46,14 +45,24 @@ bool OriginFiles::valid_relative_path(const std::string& rel) {
   return true;
 }
 
-int OriginFiles::root_fd(uint32_t dataset_id) {
-  // Opened lazily and kept: the root may be mounted after the agent starts.
-  if (root_fds_[dataset_id] < 0)
-    root_fds_[dataset_id] = open(datasets_[dataset_id].path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+int OriginFiles::root_fd(uint32_t dataset_id) const {
+  // Opened lazily and kept: the root may be mounted after the agent starts. The
+  // open itself is outside the lock: a hung mount then holds only this worker.
+  {
+    std::lock_guard lock(roots_mu_);
+    if (root_fds_[dataset_id] >= 0) return root_fds_[dataset_id];
+  }
+  const int fd = open(datasets_[dataset_id].path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  std::lock_guard lock(roots_mu_);
+  if (root_fds_[dataset_id] >= 0)
+    close(fd);  // another worker was first
+  else
+    root_fds_[dataset_id] = fd;
   return root_fds_[dataset_id];
 }
 
-Result<OriginFile> OriginFiles::open_file(uint32_t dataset_id, const std::string& rel) {
+Result<OriginFile> OriginFiles::open_file(uint32_t dataset_id, const std::string& rel) const {
   if (dataset_id >= datasets_.size()) return make_error(Errc::kInvalidArgument, "no such dataset");
   if (!valid_relative_path(rel)) return make_error(Errc::kInvalidArgument, "bad relative path");
   int root = root_fd(dataset_id);
@@ -88,40 +97,30 @@ Result<OriginFile> OriginFiles::open_file(uint32_t dataset_id, const std::string
   if (fcntl(fd, F_SETFL, fl | O_DIRECT) == 0) align = 4096;
   else fcntl(fd, F_SETFL, fl);
   OriginFile f;
-  f.fd = fd;
+  f.fd = std::make_shared<const OriginFd>(fd);
   f.size = static_cast<uint64_t>(st.st_size);
   f.direct_align = align;
   f.key = origin_file_key(datasets_[dataset_id].name, rel, st);
   return f;
 }
 
-Result<OriginFile> OriginFiles::get(uint32_t dataset_id, const std::string& rel, FileKey key) {
-  if (auto it = open_.find(key); it != open_.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second.lru);
-    return it->second.file;
-  }
-  auto f = open_file(dataset_id, rel);
-  if (!f) return f.error();
-  if (!(f->key == key)) {
-    close(f->fd);
-    return make_error(Errc::kStale, rel + ": file changed since it was opened");
-  }
+std::optional<OriginFile> OriginFiles::find(FileKey key) {
+  auto it = open_.find(key);
+  if (it == open_.end()) return std::nullopt;
+  lru_.splice(lru_.begin(), lru_, it->second.lru);
+  return it->second.file;
+}
+
+void OriginFiles::adopt(uint32_t dataset_id, const std::string& rel, const OriginFile& file) {
+  if (open_.count(file.key)) return;
   // Bounded memory: past this many paths, older keys are forgotten (their blocks
   // still age out; only explicit invalidation of those old versions is lost).
   if (keys_by_path_.size() > 65536) keys_by_path_.clear();
   auto& seen = keys_by_path_[std::to_string(dataset_id) + "/" + rel];
-  if (seen.size() < 16) seen.push_back(key);
+  if (seen.size() < 16) seen.push_back(file.key);
   while (open_.size() >= max_open_ && !lru_.empty()) forget(lru_.back());
-  lru_.push_front(key);
-  open_.emplace(key, Entry{*f, lru_.begin()});
-  return *f;
-}
-
-Result<FileKey> OriginFiles::current_key(uint32_t dataset_id, const std::string& rel) {
-  auto f = open_file(dataset_id, rel);
-  if (!f) return f.error();
-  close(f->fd);
-  return f->key;
+  lru_.push_front(file.key);
+  open_.emplace(file.key, Entry{file, lru_.begin()});
 }
 
 std::vector<FileKey> OriginFiles::keys_seen(uint32_t dataset_id, const std::string& rel) const {
@@ -133,7 +132,7 @@ std::vector<FileKey> OriginFiles::keys_seen(uint32_t dataset_id, const std::stri
 void OriginFiles::forget(FileKey key) {
   auto it = open_.find(key);
   if (it == open_.end()) return;
-  close(it->second.file.fd);
+  // Drops this table's reference: reads still queued for the file keep it open.
   lru_.erase(it->second.lru);
   open_.erase(it);
 }

@@ -31,8 +31,8 @@ OriginReader::~OriginReader() {
   if (event_fd_ >= 0) close(event_fd_);
 }
 
-void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t expect,
-                          uint64_t user) {
+void OriginReader::submit(OriginFdRef file, const std::vector<iovec>& iov, uint64_t offset,
+                          uint64_t expect, uint64_t user) {
   uint32_t idx;
   if (!free_ops_.empty()) {
     idx = free_ops_.back();
@@ -42,7 +42,7 @@ void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset
     ops_.emplace_back();
   }
   Op& op = ops_[idx];
-  op.fd = fd;
+  op.file = std::move(file);
   op.iov = iov;
   op.first = 0;
   op.offset = offset;
@@ -52,10 +52,10 @@ void OriginReader::submit(int fd, const std::vector<iovec>& iov, uint64_t offset
   flush();
 }
 
-void OriginReader::issue(uint32_t idx) {
+bool OriginReader::issue(uint32_t idx) {
   if (in_flight_ >= depth_) {
     backlog_.push_back(idx);
-    return;
+    return false;
   }
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (!sqe) {
@@ -63,17 +63,27 @@ void OriginReader::issue(uint32_t idx) {
     sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
       backlog_.push_back(idx);
-      return;
+      return false;
     }
   }
   Op& op = ops_[idx];
-  io_uring_prep_readv(sqe, op.fd, op.iov.data() + op.first,
+  io_uring_prep_readv(sqe, op.file->get(), op.iov.data() + op.first,
                       static_cast<unsigned>(op.iov.size() - op.first), op.offset);
   io_uring_sqe_set_data64(sqe, idx);
   ++in_flight_;
+  return true;
 }
 
 void OriginReader::flush() { io_uring_submit(&ring_); }
+
+void OriginReader::retry_pending() {
+  while (!backlog_.empty() && in_flight_ < depth_) {
+    const uint32_t idx = backlog_.front();
+    backlog_.erase(backlog_.begin());
+    if (!issue(idx)) break;  // the ring is full of unsubmitted entries: next tick
+  }
+  flush();
+}
 
 void OriginReader::reap(const Done& done) {
   uint64_t ignored;
@@ -124,15 +134,11 @@ void OriginReader::reap(const Done& done) {
       continue;
     }
     const uint64_t user = op.user;
+    op.file.reset();
     free_ops_.push_back(idx);
     done(user, ok, err);
   }
-  while (!backlog_.empty() && in_flight_ < depth_) {
-    uint32_t idx = backlog_.front();
-    backlog_.erase(backlog_.begin());
-    issue(idx);
-  }
-  flush();
+  retry_pending();
 }
 
 }  // namespace dc

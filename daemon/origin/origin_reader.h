@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "daemon/origin/origin_fd.h"
 
 namespace dc {
 
@@ -25,18 +26,24 @@ class OriginReader {
   OriginReader& operator=(const OriginReader&) = delete;
 
   int event_fd() const { return event_fd_; }
-  // Reads at `offset` of `fd` into `iov` (copied). The read succeeds once `expect`
+  // Reads at `offset` of `file` into `iov` (copied). The read succeeds once `expect`
   // bytes have arrived: the buffers may be longer (an O_DIRECT read is rounded up
-  // to the device's block size and ends short at end of file).
-  void submit(int fd, const std::vector<iovec>& iov, uint64_t offset, uint64_t expect, uint64_t user);
+  // to the device's block size and ends short at end of file). The read holds
+  // `file` until it finishes (queued, in flight or resubmitted after a short read).
+  void submit(OriginFdRef file, const std::vector<iovec>& iov, uint64_t offset, uint64_t expect,
+              uint64_t user);
   // Drains completions (call when event_fd() is readable), resubmitting short reads.
   void reap(const Done& done);
+  // Submits what an earlier io_uring_submit left in the ring (it failed, e.g.
+  // EAGAIN or EINTR) and what waits in the backlog with no completion coming to
+  // drain it. Cheap; the agent calls it on every tick so no read is left behind.
+  void retry_pending();
   uint64_t bytes_read() const { return bytes_read_; }
   uint32_t in_flight() const { return in_flight_; }
 
  private:
   struct Op {
-    int fd = -1;
+    OriginFdRef file;  // kept open until the op is done
     std::vector<iovec> iov;
     size_t first = 0;  // iov[first..] remain
     uint64_t offset = 0;
@@ -44,7 +51,7 @@ class OriginReader {
     uint64_t user = 0;
   };
   OriginReader() = default;
-  void issue(uint32_t op_index);
+  bool issue(uint32_t op_index);  // false: the op went (back) to the backlog
   void flush();
 
   io_uring ring_{};

@@ -209,6 +209,44 @@ TEST_F(BlockCacheTest, InvalidateWhileFillingDiscardsTheFill) {
   EXPECT_EQ(cache_->begin(k, 0, kBlock, 6, &h), Begin::kStarted);
 }
 
+// A writer's open and close invalidate its file: that must cost the file's blocks,
+// not a walk over every block in the cache (it was O(all blocks) per key).
+TEST_F(BlockCacheTest, InvalidateVisitsOnlyTheFilesBlocks) {
+  const FileKey big = key_of("big"), small = key_of("small");
+  for (uint64_t blk = 0; blk < kBlockCount - 2; ++blk) ASSERT_EQ(Load(big, blk), Begin::kStarted);
+  ASSERT_EQ(Load(small, 0), Begin::kStarted);
+  ASSERT_EQ(Load(small, 1), Begin::kStarted);
+  EXPECT_EQ(cache_->invalidate(small), 2 * kPagesPerBlock);
+  EXPECT_EQ(cache_->invalidate_visits(), 2u) << "invalidation looked at other files' blocks";
+  EXPECT_EQ(cache_->invalidate(key_of("never cached")), 0u);
+  EXPECT_EQ(cache_->invalidate_visits(), 2u);
+  EXPECT_EQ(cache_->invalidate(small), 0u);
+  EXPECT_EQ(cache_->invalidate_visits(), 2u);
+  EXPECT_EQ(VisiblePages(big, 0), static_cast<int>(kPagesPerBlock));
+}
+
+// The per-file index follows the blocks through eviction, failed fills and reuse
+// of handles: every file's invalidation then finds exactly its resident blocks.
+TEST_F(BlockCacheTest, InvalidateFindsEveryResidentBlockAfterChurn) {
+  std::vector<FileKey> files;
+  for (int f = 0; f < 5; ++f) files.push_back(key_of("f" + std::to_string(f)));
+  for (uint64_t i = 0; i < 4 * kBlockCount; ++i) {
+    const FileKey k = files[i % files.size()];
+    BlockCache::Handle h = 0;
+    if (cache_->begin(k, i, kBlock, 1, &h) != Begin::kStarted) continue;
+    Fill(h, k, i);
+    cache_->finish(h, i % 7 != 0);  // some fills fail
+  }
+  ASSERT_GT(cache_->evictions(), 0u);
+  const uint64_t resident = cache_->resident_pages();
+  uint64_t dropped = 0;
+  for (const FileKey& k : files) dropped += cache_->invalidate(k);
+  EXPECT_EQ(dropped, resident);
+  EXPECT_EQ(cache_->resident_pages(), 0u);
+  EXPECT_EQ(cache_->invalidate_visits() * kPagesPerBlock, resident);
+  EXPECT_EQ(arena_->index_used(), 0u);
+}
+
 TEST_F(BlockCacheTest, NoSpaceWhenEveryPageIsFilling) {
   const FileKey k = key_of("a");
   std::vector<BlockCache::Handle> handles(kBlockCount);
