@@ -20,14 +20,14 @@ struct Slot {
   uint64_t size;
   uint32_t dataset_id;
   uint32_t path_len;
-  uint32_t reserved0;
+  uint32_t reserved0;   // unused
   uint32_t shared;      // FdInfo::shared
   uint64_t pos;         // offset word (fd_table.h); outside the seqlock, CAS-updated
   uint32_t own_offset;  // FdInfo::own_offset; cleared, never set, outside fd_track
   uint32_t gen;         // FdInfo::gen
   uint32_t lexical;     // FdInfo::lexical
   uint32_t desc;        // FdInfo::desc
-  uint32_t reserved1;
+  uint32_t reserved1;   // unused
   uint32_t writer;      // tid inside write_begin..write_end, 0 if none (a hint for readers)
   char path[kSlotPathMax];
 };

@@ -99,9 +99,7 @@ inline constexpr uint64_t kPosMax = (1ull << kPosGenShift) - 1;
 inline uint64_t pos_word(uint32_t gen, uint64_t pos) {
   return kPosValid | (uint64_t{gen & 0x7fffu} << kPosGenShift) | pos;
 }
-inline uint64_t pos_of(uint64_t word) {
-  return word & kPosMax;
-}
+inline uint64_t pos_of(uint64_t word) { return word & kPosMax; }
 // The valid offset word of `fd` for the open `gen` names, or false (use the kernel).
 bool fd_pos_load(int fd, uint32_t gen, uint64_t* word);
 bool fd_pos_cas(int fd, uint64_t expected, uint64_t desired);

@@ -12,7 +12,7 @@ write_config 256MiB
 "$PY" -c 'import numpy as np, sys; np.arange(0, 64 << 20, 8, dtype="<u8").tofile(sys.argv[1])' "$T/data/words.bin"
 start_agent
 PROG="$DC_BUILD/tests/integration/dcdupshare"
-MODES="dup dup_cloexec dup2 dup2_cloexec dup3 dupfd dupfd_cloexec scm_rights scm_rights_cloexec fork fork_cloexec"
+MODES="dup dup_cloexec dup2 dup2_cloexec dup3 dupfd dupfd_cloexec four four_cloexec scm_rights scm_rights_cloexec fork fork_cloexec"
 for m in $MODES; do "$PROG" "$T/data/words.bin" "$m" >/dev/null || fail "natively, $m: $("$PROG" "$T/data/words.bin" "$m")"; done
 bad=0
 for pass in cold warm; do

@@ -9,7 +9,8 @@
 // memory shared by both readers (threads, or parent and child for "fork").
 //
 // MODE: dup, dup2, dup3, dupfd, dupfd_cloexec, scm_rights (the second number
-// received over a socketpair), fork (one number, parent and child). A "_cloexec"
+// received over a socketpair), fork (one number, parent and child), four (four
+// numbers, four threads). A "_cloexec"
 // suffix opens FILE with O_CLOEXEC, the kind of descriptor whose offset the shim
 // may keep in user space. dup2_close: one reader, through a dup2 whose original
 // was closed. dup2_over: one reader, through a number whose dup was replaced by
@@ -156,6 +157,15 @@ int main(int argc, char** argv) {
     int status = 0;
     if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
       die("child");
+  } else if (mode == "four") {
+    // Four numbers of one description (dup, dup2, F_DUPFD), four readers.
+    const int fds[4] = {fd, dup(fd), dup2(fd, 110), fcntl(fd, F_DUPFD, 120)};
+    for (int f : fds)
+      if (f < 0) die("dup");
+    std::thread others[3];
+    for (int i = 0; i < 3; ++i) others[i] = std::thread([&, i] { read_all(fds[i + 1], sh); });
+    read_all(fd, sh);
+    for (auto& t : others) t.join();
   } else if (mode == "dup2_over") {
     // The dup's number is taken over by another open (dup2 onto it): the first
     // number is alone with its description again, and read alone.
