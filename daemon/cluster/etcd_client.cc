@@ -153,7 +153,7 @@ void EtcdClient::setup(CURL* easy, const std::string& url, const std::string& bo
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!config_.etcd_ca.empty()) {
     curl_easy_setopt(easy, CURLOPT_CAINFO, config_.etcd_ca.c_str());
-    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
+    curl_easy_setopt(easy, CURLOPT_CAPATH, static_cast<char*>(nullptr));
   }
   if (!config_.etcd_cert.empty()) {
     curl_easy_setopt(easy, CURLOPT_SSLCERT, config_.etcd_cert.c_str());
@@ -199,7 +199,11 @@ bool EtcdClient::request(size_t i, const std::string& path, const std::string& b
   curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &sink);
   const CURLcode rc = curl_easy_perform(easy_);
-  curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, nullptr);
+  // The handle outlives these locals (it keeps the connection for the next
+  // request): leave it no pointer to them.
+  curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+  curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
+  curl_easy_setopt(easy_, CURLOPT_WRITEDATA, static_cast<void*>(nullptr));
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
     if (sink.too_large) {
