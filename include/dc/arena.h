@@ -17,6 +17,8 @@
 //    they do not know, so older shims keep working.
 //  - Sizes and offsets are pinned by static_assert below and by tests/unit/arena_abi_test.
 //  - Entry and header sizes are also stored in the header, so a reader can check them.
+//
+// Changelog: minor 0, the first layout. Minor 1: ArenaHeader::retired.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +29,7 @@ namespace dc::abi {
 
 inline constexpr uint64_t kArenaMagic = 0x314e524141434400ULL;  // "\0DCAARN1"
 inline constexpr uint16_t kArenaAbiMajor = 1;
-inline constexpr uint16_t kArenaAbiMinor = 0;
+inline constexpr uint16_t kArenaAbiMinor = 1;
 inline constexpr uint32_t kArenaHeaderSize = 4096;
 // Readers stop probing after this many entries; the agent never places an entry
 // farther than this from its home slot.
@@ -48,13 +50,18 @@ struct ArenaHeader {
   uint64_t index_offset;      // from the start of the arena
   uint64_t pages_offset;      // from the start of the arena, page aligned
   uint64_t total_size;        // size of the memfd
-  uint8_t reserved[4096 - 72];
+  // Minor 1: non-zero once the agent that owns this arena has stopped serving it
+  // (it exits). Written once, last; a reader that sees it drops its mapping and
+  // connects anew. Zero in arenas of minor 0 agents (reserved space is zeroed).
+  uint64_t retired;
+  uint8_t reserved[4096 - 80];
 };
 static_assert(sizeof(ArenaHeader) == kArenaHeaderSize);
 static_assert(offsetof(ArenaHeader, generation) == 16);
 static_assert(offsetof(ArenaHeader, page_size) == 24);
 static_assert(offsetof(ArenaHeader, index_offset) == 48);
 static_assert(offsetof(ArenaHeader, total_size) == 64);
+static_assert(offsetof(ArenaHeader, retired) == 72);
 static_assert(std::is_trivially_copyable_v<ArenaHeader>);
 
 inline constexpr uint32_t kEntryUsed = 1u << 0;
