@@ -212,6 +212,17 @@ int acquire_conn() {
   return -1;
 }
 
+bool acquire_open_conn(int i) {
+  uint32_t cur = __atomic_load_n(&g_state.busy, __ATOMIC_RELAXED);
+  if ((cur & (1u << i)) || g_state.conns[i].fd < 0) return false;
+  if (!__atomic_compare_exchange_n(&g_state.busy, &cur, cur | (1u << i), false, __ATOMIC_ACQUIRE,
+                                   __ATOMIC_RELAXED))
+    return false;
+  if (g_state.conns[i].fd >= 0) return true;
+  release_conn(i);
+  return false;
+}
+
 void release_conn(int i) {
   __atomic_fetch_and(&g_state.busy, ~(1u << i), __ATOMIC_RELEASE);
 }

@@ -17,6 +17,8 @@ inline constexpr uint64_t kAgentDeadlineNs = 1'000'000'000;
 
 // Claims a free connection of the pool (its index), or -1 if all are in use.
 int acquire_conn();
+// Claims conns[i] if it is free and open (a session to look at), else false.
+bool acquire_open_conn(int i);
 void release_conn(int i);
 // Closes conns[i] (caller holds it) and forgets that it owned the client region.
 void drop_conn(Conn& c);

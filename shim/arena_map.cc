@@ -47,20 +47,21 @@ bool marked_retired(const ArenaView& v) {
 }
 
 // Did the agent hang up? A session socket whose peer is gone polls as HUP. One
-// system call, for one free connection; none free or none open: no news.
+// system call, on the first open connection no thread is using; none: no news.
 bool session_hung_up() {
-  const int i = acquire_conn();
-  if (i < 0) return false;
-  Conn& c = g_state.conns[i];
-  bool gone = false;
-  if (c.fd >= 0 && conn_is_ours(c)) {
-    pollfd p{c.fd, POLLIN, 0};
-    timespec zero{0, 0};
-    if (syscall(SYS_ppoll, &p, 1, &zero, nullptr, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
-      gone = true;
+  for (int i = 0; i < kMaxConns; ++i) {
+    if (!acquire_open_conn(i)) continue;
+    Conn& c = g_state.conns[i];
+    bool gone = false;
+    if (conn_is_ours(c)) {
+      pollfd p{c.fd, POLLIN, 0};
+      timespec zero{0, 0};
+      gone = syscall(SYS_ppoll, &p, 1, &zero, nullptr, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+    }
+    release_conn(i);
+    return gone;
   }
-  release_conn(i);
-  return gone;
+  return false;
 }
 
 // The agent of `v` is gone: drop its arena and sessions so the next read connects
