@@ -125,16 +125,23 @@ void install_arena(int fd, uint64_t size, uint64_t generation) {
   if (cur) zero_out(cur);  // the old agent is gone
 }
 
+// Served reads between two looks at the clock, per thread: the clock read costs
+// more than the rest of the check (measured ~15 ns of a ~90 ns 64-byte hit).
+constexpr uint32_t kReadsPerClockLook = 32;
+__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_reads_to_clock_look = 0;
+
 const ArenaView* link_arena() {
   const ArenaView* v = __atomic_load_n(&g_state.arena, __ATOMIC_ACQUIRE);
   if (__builtin_expect(v == nullptr, 0)) return connect_for_arena();
   // One load of a header word no one writes while the agent lives (the line stays
-  // shared in every reader's cache), then a vDSO clock read: no system call.
+  // shared in every reader's cache); every 32nd read of a thread, a coarse vDSO
+  // clock read. No system call but the once-a-second poll.
   bool gone = marked_retired(*v);
-  if (!gone) {
+  if (__builtin_expect(!gone, 1)) {
+    if (__builtin_expect(t_reads_to_clock_look-- != 0, 1)) return v;
+    t_reads_to_clock_look = kReadsPerClockLook - 1;
     const uint64_t now = coarse_now_ns();
-    if (__builtin_expect(now < __atomic_load_n(&g_state.next_liveness_ns, __ATOMIC_RELAXED), 1))
-      return v;
+    if (now < __atomic_load_n(&g_state.next_liveness_ns, __ATOMIC_RELAXED)) return v;
     __atomic_store_n(&g_state.next_liveness_ns, now + kLivenessPeriodNs, __ATOMIC_RELAXED);
     const int saved = errno;
     gone = session_hung_up();
