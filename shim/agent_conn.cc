@@ -149,9 +149,13 @@ bool connect_by(Conn& c, uint64_t deadline) {
     __atomic_store_n(&g_state.next_connect_ns, now + kRetryNs, __ATOMIC_RELAXED);
     return false;
   };
-  auto silent = [&]() {
+  // Only a missed deadline is silence (back off); a quick failure (the agent
+  // closed on us: it is exiting or restarting) is retried as a refused connect.
+  auto failed = [&]() {
+    const uint64_t t = now_ns();
+    if (t < deadline) return refused();
     sys_close(fd);
-    note_silence(now_ns());
+    note_silence(t);
     return false;
   };
   if (syscall(SYS_connect, fd, &addr, sizeof addr) != 0) return refused();
@@ -161,7 +165,7 @@ bool connect_by(Conn& c, uint64_t deadline) {
   hello.role = static_cast<uint32_t>(ctl::Role::kShim);
   hello.flags = want_ring ? ctl::kHelloWantRing : 0;
   hello.pid = static_cast<uint32_t>(g_state.pid);
-  if (!send_all(fd, &hello, sizeof hello, deadline)) return silent();
+  if (!send_all(fd, &hello, sizeof hello, deadline)) return failed();
   // Connecting is rare; the reply buffer is too big for every thread's stack or TLS.
   auto* buf = static_cast<uint8_t*>(alloc_pages(ctl::kMaxReply));
   if (!buf) return refused();
@@ -172,7 +176,7 @@ bool connect_by(Conn& c, uint64_t deadline) {
   int fds[4];
   int nfds = 4;
   long n = recv_reply(fd, buf, ctl::kMaxReply, hello.h.request_id, fds, &nfds, deadline);
-  if (n < 0 && now_ns() >= deadline) return silent();
+  if (n < 0) return failed();
   ctl::HelloReply rep{};
   if (n >= static_cast<long>(sizeof rep)) memcpy(&rep, buf, sizeof rep);
   if (n < static_cast<long>(sizeof rep) ||
