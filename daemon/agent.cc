@@ -91,8 +91,10 @@ Status Agent::start() {
   if (!ls) return ls.error();
   listen_ = *ls;
   // Shims learn the roots from this file without waiting on us (roots_file.h).
-  if (auto st = write_roots_file(listen_.path, config_.datasets, listen_.mode, listen_.owner_gid); !st)
-    DC_LOG_WARN("%s (shims will ask for the dataset roots at their first open)", st.error().message.c_str());
+  if (auto st = write_roots_file(listen_.path, config_.datasets, listen_.mode, listen_.owner_gid);
+      !st)
+    DC_LOG_WARN("%s (shims will ask for the dataset roots at their first open)",
+                st.error().message.c_str());
   auto add = [&](int fd, uint64_t data) {
     epoll_event ev{};
     ev.events = EPOLLIN;
