@@ -11,8 +11,10 @@ TIMEROPEN="$DC_BUILD/tests/integration/dctimeropen"
 write_config 64MiB
 gen_files "$T/data" 3 200000 600000
 start_agent
-# The agent may be stopped at any moment: the EXIT trap wakes it before stopping it.
-trap 'rc=$?; [ -n "$AGENT_PID" ] && kill -CONT "$AGENT_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
+# The agent may be stopped at any moment: the EXIT trap wakes it before lib.sh's
+# cleanup stops it (set +e first: under -e a false step would end the trap there
+# and leave the agent running).
+trap 'rc=$?; set +e; [ -n "$AGENT_PID" ] && kill -CONT "$AGENT_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
 
 OTHER=/etc/hostname
 [ -r "$OTHER" ] || OTHER=/etc/passwd
