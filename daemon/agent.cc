@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/units.h"
+#include "daemon/control/roots_file.h"
 #include "daemon/epoll_tag.h"
 #include "daemon/notify.h"
 
@@ -51,6 +52,7 @@ Agent::~Agent() {
   if (listen_.fd >= 0) {
     close(listen_.fd);
     unlink(listen_.path.c_str());
+    remove_roots_file(listen_.path);
   }
   for (int fd : {epoll_fd_, timer_fd_, signal_fd_})
     if (fd >= 0) close(fd);
@@ -95,6 +97,11 @@ Status Agent::start() {
   auto ls = listen_control_socket(config_.socket, config_.socket_mode, config_.socket_group);
   if (!ls) return ls.error();
   listen_ = *ls;
+  // Shims learn the roots from this file without waiting on us (roots_file.h).
+  if (auto st = write_roots_file(listen_.path, config_.datasets, listen_.mode, listen_.owner_gid);
+      !st)
+    DC_LOG_WARN("%s (shims will ask for the dataset roots at their first open)",
+                st.error().message.c_str());
   auto add = [&](int fd, uint64_t data) {
     epoll_event ev{};
     ev.events = EPOLLIN;

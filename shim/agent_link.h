@@ -1,7 +1,8 @@
-// The shim's link to dcagent: a small pool of control connections, the mapped arena,
-// the per-process client region and the dataset roots. All lazily set up on first
-// need; every failure reads as "no agent", which the callers turn into reading the
-// real file.
+// The shim's link to dcagent, as the rest of the shim sees it. The state behind it
+// lives in one place (shim_state.h, with its fork/vfork/exec/restart rules); the
+// modules behind these calls are named there. Every failure reads as "no agent",
+// which the callers turn into reading the real file, and no call waits on the
+// agent longer than kAgentDeadlineNs (agent_conn.h).
 #pragma once
 
 #include <cstdint>
@@ -10,20 +11,9 @@
 #include "dc/arena_reader.h"
 #include "dc/control.h"
 #include "shim/fd_table.h"
+#include "shim/shim_state.h"
 
 namespace dc::shim {
-
-struct Dataset {
-  const char* name;
-  uint32_t name_len;
-  const char* root;  // canonical absolute path, no trailing slash
-  uint32_t root_len;
-};
-
-struct DatasetList {
-  uint32_t count;
-  Dataset items[ctl::kMaxDatasets];
-};
 
 // Reads the environment (DC_SOCKET, DC_SHIM_DISABLE, DC_SHIM_EXCLUDE).
 void link_init();
@@ -33,21 +23,15 @@ void link_init();
 // files before ours has run.
 void shim_global_init();
 
-// What this process started with, for exec'd children (copied at start: the
-// program may change its environment later).
-struct ShimEnv {
-  char preload[4096];    // LD_PRELOAD as started ("" if none)
-  char shim_path[1024];  // the entry of LD_PRELOAD that is this shim
-  char socket[108];      // DC_SOCKET as started ("" if none)
-};
 const ShimEnv& link_start_env();
 // Initialises the shim on first call; false while another thread is initialising it.
 bool shim_enabled();
 
-// The dataset roots, connecting to the agent first if none are known yet
-// (rate-limited: an absent agent costs one failed connect per half second).
+// The dataset roots, or null while unknown. Never waits for an agent that does not
+// answer: they come from the agent's roots file when it has one (dataset_roots.h).
 const DatasetList* link_datasets();
-// The current arena, or null.
+// The current arena, or null. No system call on the hit path; notices a retired
+// or hung-up agent within about a second and then connects anew (arena_map.cc).
 const ArenaView* link_arena();
 // Makes sure the 32 MiB of arena around `slot` are mapped in this process (one
 // MADV_POPULATE_READ instead of a page fault per few pages; faults are costly, and

@@ -119,6 +119,10 @@ Result<Arena*> Arena::create(uint32_t page_size, uint32_t block_size, uint32_t p
 }
 
 Arena::~Arena() {
+  // Tell every shim still mapping this arena that no one serves it any more: they
+  // drop it and connect to whichever agent comes next (which is how its
+  // invalidations reach them), without a system call on their hit path to learn it.
+  if (header_) __atomic_store_n(&header_->retired, uint64_t{1}, __ATOMIC_RELEASE);
   if (base_) munmap(base_, size_);
   if (fd_ >= 0) close(fd_);
 }

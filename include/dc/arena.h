@@ -25,6 +25,8 @@
 //  - major 2: key = XXH3-128 of (dataset, path, size, mtime, inode, ctime), so that a
 //    file replaced with the same size and mtime is a new key. A major-1 shim would
 //    find none of its keys here: it must refuse the arena and read through the fd.
+//  - major 2 minor 1: ArenaHeader::retired (the agent marks its arena on exit; a
+//    reader that sees it drops the mapping and reconnects). Older readers ignore it.
 #pragma once
 
 #include <cstddef>
@@ -35,7 +37,7 @@ namespace dc::abi {
 
 inline constexpr uint64_t kArenaMagic = 0x314e524141434400ULL;  // "\0DCAARN1"
 inline constexpr uint16_t kArenaAbiMajor = 2;
-inline constexpr uint16_t kArenaAbiMinor = 0;
+inline constexpr uint16_t kArenaAbiMinor = 1;
 inline constexpr uint32_t kArenaHeaderSize = 4096;
 // Readers stop probing after this many entries; the agent never places an entry
 // farther than this from its home slot.
@@ -56,13 +58,18 @@ struct ArenaHeader {
   uint64_t index_offset;      // from the start of the arena
   uint64_t pages_offset;      // from the start of the arena, page aligned
   uint64_t total_size;        // size of the memfd
-  uint8_t reserved[4096 - 72];
+  // Minor 1: non-zero once the agent that owns this arena has stopped serving it
+  // (it exits). Written once, last; a reader that sees it drops its mapping and
+  // connects anew. Zero in arenas of minor 0 agents (reserved space is zeroed).
+  uint64_t retired;
+  uint8_t reserved[4096 - 80];
 };
 static_assert(sizeof(ArenaHeader) == kArenaHeaderSize);
 static_assert(offsetof(ArenaHeader, generation) == 16);
 static_assert(offsetof(ArenaHeader, page_size) == 24);
 static_assert(offsetof(ArenaHeader, index_offset) == 48);
 static_assert(offsetof(ArenaHeader, total_size) == 64);
+static_assert(offsetof(ArenaHeader, retired) == 72);
 static_assert(std::is_trivially_copyable_v<ArenaHeader>);
 
 inline constexpr uint32_t kEntryUsed = 1u << 0;

@@ -38,7 +38,7 @@ TEST(ArenaAbi, Constants) {
   EXPECT_EQ(abi::kArenaMagic, 0x314e524141434400ULL);
   EXPECT_TRUE(magic_bytes_are(abi::kArenaMagic, std::string_view("\0DCAARN1", 8).data()));
   EXPECT_EQ(abi::kArenaAbiMajor, 2);  // 2: XXH3-128 file key with inode and ctime
-  EXPECT_EQ(abi::kArenaAbiMinor, 0);
+  EXPECT_EQ(abi::kArenaAbiMinor, 1);  // 1: ArenaHeader::retired
   EXPECT_EQ(abi::kArenaHeaderSize, 4096u);
   // Readers stop probing at kMaxProbe: changing it without a major bump would let
   // the agent place entries an older shim never finds.
@@ -70,7 +70,8 @@ TEST(ArenaAbi, ArenaHeaderLayout) {
   EXPECT_FIELD(H, index_offset, 48, 8);
   EXPECT_FIELD(H, pages_offset, 56, 8);
   EXPECT_FIELD(H, total_size, 64, 8);
-  EXPECT_FIELD(H, reserved, 72, 4096 - 72);
+  EXPECT_FIELD(H, retired, 72, 8);  // minor 1
+  EXPECT_FIELD(H, reserved, 80, 4096 - 80);
 }
 
 TEST(ArenaAbi, IndexEntryLayout) {
