@@ -191,7 +191,7 @@ Result<double> weight_value(const toml::node& node, const std::string& key, cons
 Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
   if (auto s = check_keys(t, "cluster.",
                           {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout",
-                           "copies_share", "membership", "etcd", "send",
+                           "copies_share", "membership", "etcd", "send", "integrity",
                            "max_connections_per_peer", "connection_idle"},
                           src);
       !s)
@@ -260,6 +260,13 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
     if (*v != "copy" && *v != "zerocopy" && *v != "sendfile")
       return key_error(src, n, "cluster.send", "expected \"copy\", \"zerocopy\" or \"sendfile\"");
     k.send = *v;
+  }
+  if (auto* n = t.get("integrity")) {
+    auto v = string_value(*n, "cluster.integrity", src);
+    if (!v) return v.error();
+    if (*v != "mac" && *v != "encrypt" && *v != "crc")
+      return key_error(src, n, "cluster.integrity", "expected \"mac\", \"encrypt\" or \"crc\"");
+    k.integrity = *v;
   }
   if (auto* n = t.get("etcd")) {
     const auto* arr = n->as_array();
