@@ -106,7 +106,8 @@ struct Header {
 static_assert(sizeof(Header) == 24);
 static_assert(std::is_trivially_copyable_v<Header>);
 
-// Hello and Challenge: the sender's node id (NUL-padded) and its nonce.
+// v1 Hello and Challenge (retired, kept for the record and the ABI pins): the
+// sender's node id (NUL-padded) and its nonce.
 struct HelloBody {
   char node_id[kMaxNodeId];
   uint8_t nonce[kNonceBytes];

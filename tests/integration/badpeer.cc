@@ -376,7 +376,8 @@ int main(int argc, char** argv) {
     // A v1 Hello (version 1, the retired opcode): the unsealed protocol is not spoken.
     peer::HelloBody v1{};
     snprintf(v1.node_id, sizeof v1.node_id, "tester");
-    peer::Header h{peer::kMagic,           1, static_cast<uint16_t>(peer::Op::kHello), 1, sizeof v1,
+    const uint16_t v1_version = 1;
+    peer::Header h{peer::kMagic, v1_version, static_cast<uint16_t>(peer::Op::kHello), 1, sizeof v1,
                    crc32c(&v1, sizeof v1), 0};
     h.header_crc = crc32c(&h, sizeof h);
     std::vector<uint8_t> m(sizeof h + sizeof v1);
