@@ -429,7 +429,7 @@ std::string describe_config(const Config& c) {
   if (c.cluster.enabled) {
     out << "\n  cluster node " << c.cluster.node_id << (c.cluster.serve ? " serving on " + c.cluster.listen : " (client only)")
         << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)"
-        << ", send " << c.cluster.send
+        << ", send " << c.cluster.send << ", integrity " << c.cluster.integrity
         << ", up to " << c.cluster.max_connections_per_peer << " connection(s) per peer";
   }
   return out.str();
