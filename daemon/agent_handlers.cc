@@ -379,6 +379,7 @@ StatList Agent::collect_stats() {
       {"peer_fetches", cluster_ ? cluster_->counters().peer_fetches : 0},
       {"peer_fetch_failures", cluster_ ? cluster_->counters().peer_fetch_failures : 0},
       {"peer_crc_errors", cluster_ ? cluster_->counters().peer_crc_errors : 0},
+      {"peer_auth_errors", cluster_ ? cluster_->counters().peer_auth_errors : 0},
       {"peer_requests_served", cluster_ ? cluster_->counters().peer_requests_served : 0},
       {"peers_rejected", cluster_ ? cluster_->counters().peers_rejected : 0},
       {"etcd_resyncs", etcd.resyncs},

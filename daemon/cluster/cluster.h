@@ -39,6 +39,7 @@ struct ClusterCounters {
   uint64_t peer_fetches = 0;
   uint64_t peer_fetch_failures = 0;
   uint64_t peer_crc_errors = 0;
+  uint64_t peer_auth_errors = 0;        // sealed parts whose GCM tag failed (connection dropped)
   uint64_t peers_rejected = 0;          // unauthenticated or malformed peers dropped
   uint64_t peer_requests_served = 0;
 };
@@ -137,6 +138,7 @@ class Cluster : public PeerConnHandler {
     std::unique_ptr<PeerConn> conn;
     bool authed = false;
     bool challenged = false;
+    bool integrity_mismatch = false;  // HelloV2 asked for another integrity: refuse its Auth
     std::string peer_id;
     uint8_t nonce[peer::kNonceBytes];
     uint8_t peer_nonce[peer::kNonceBytes];

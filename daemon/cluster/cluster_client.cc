@@ -3,6 +3,7 @@
 // their liveness. (Dispatch and placement are in cluster.cc, the server side in
 // cluster_server.cc.)
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -191,21 +192,46 @@ bool Cluster::on_remote_message(Remote& r, Link& l, const peer::Header& h, const
                                 uint32_t data_len, std::vector<iovec>* data_dest) {
   r.last_heard_ms = now_ms_;
   switch (static_cast<peer::Op>(h.op)) {
-    case peer::Op::kChallenge: {
-      if (l.state != State::kHelloSent || len != sizeof(peer::ChallengeBody)) return false;
-      peer::ChallengeBody c;
+    case peer::Op::kChallengeV2: {
+      if (l.state != State::kHelloSent || len != sizeof(peer::ChallengeV2Body)) return false;
+      peer::ChallengeV2Body c;
       memcpy(&c, body, sizeof c);
+      const auto mine = integrity_of(config_.integrity);
+      const std::string their_id = id_of(c.node_id);
+      if (c.integrity != static_cast<uint8_t>(mine)) {
+        r.last_error = std::string("integrity mismatch: ") + r.config.id + " uses \"" +
+                       integrity_name(static_cast<peer::Integrity>(c.integrity)) +
+                       "\", this node \"" + integrity_name(mine) +
+                       "\" ([cluster] integrity must be the same on every node)";
+        DC_LOG_WARN("cluster: %s", r.last_error.c_str());
+        return false;
+      }
       AuthProof proof;
       memcpy(proof.data(), c.proof, proof.size());
-      const std::string their_id = id_of(c.node_id);
-      if (their_id != r.config.id || !verify(secret_, kAuthRoleServer, c.nonce, l.nonce, their_id, proof)) {
+      if (their_id != r.config.id || !verify(secret_, kAuthRoleServer, c.nonce, l.nonce, their_id,
+                                             config_.node_id, c.integrity, proof)) {
         r.last_error = "server failed authentication";
         return false;
       }
       peer::AuthBody a;
-      const AuthProof mine = prove(secret_, kAuthRoleClient, l.nonce, c.nonce, config_.node_id);
-      memcpy(a.proof, mine.data(), sizeof a.proof);
+      const AuthProof mine_proof =
+          prove(secret_, kAuthRoleClient, l.nonce, c.nonce, config_.node_id, their_id, c.integrity);
+      memcpy(a.proof, mine_proof.data(), sizeof a.proof);
       l.conn->send(peer::Op::kAuth, h.request_id, &a, sizeof a);
+      // Everything after Auth is sealed, both ways (AuthOk is the server's first).
+      auto keys =
+          derive_session_keys(secret_, l.nonce, c.nonce, config_.node_id, their_id, c.integrity);
+      if (!keys) {
+        r.last_error = keys.error().message;
+        return false;
+      }
+      auto sealed = l.conn->start_sealing(mine, keys->client_to_server, keys->server_to_client,
+                                          &counters_.peer_auth_errors);
+      OPENSSL_cleanse(&*keys, sizeof *keys);
+      if (!sealed) {
+        r.last_error = sealed.error().message;
+        return false;
+      }
       return true;
     }
     case peer::Op::kAuthOk:
@@ -252,8 +278,9 @@ void Cluster::on_data(PeerConn& c, uint32_t request_id) {
   l->pending.erase(it);
   l->in_flight_bytes -= p.length;
   l->last_used_ms = now_ms_;
-  // One pass over the bytes, now that they are in place.
-  const bool ok = crc32c_iov(p.dest.data(), static_cast<int>(p.dest.size())) == p.crc;
+  // One pass over the bytes, now that they are in place. Sealed, the connection
+  // already verified the data's GCM tag before calling us: no second pass.
+  const bool ok = c.sealed() || crc32c_iov(p.dest.data(), static_cast<int>(p.dest.size())) == p.crc;
   if (ok) {
     counters_.bytes_peer += p.length;
     r.bytes_in += p.length;
@@ -277,10 +304,11 @@ void Cluster::on_link_event(Remote& r, uint64_t id, uint32_t events) {
       return;
     }
     random_nonce(l->nonce);
-    peer::HelloBody hello;
+    peer::HelloV2Body hello{};
     fill_id(hello.node_id, config_.node_id);
     memcpy(hello.nonce, l->nonce, sizeof hello.nonce);
-    l->conn->send(peer::Op::kHello, 0, &hello, sizeof hello);
+    hello.integrity = static_cast<uint8_t>(integrity_of(config_.integrity));
+    l->conn->send(peer::Op::kHelloV2, 0, &hello, sizeof hello);
     l->state = State::kHelloSent;
   }
   if ((events & EPOLLIN) && !l->conn->on_readable(*this)) {

@@ -1,5 +1,6 @@
 // Server side of the peer protocol: peers authenticating and fetching the blocks
 // this node owns. (The client side is in cluster_client.cc, dispatch in cluster.cc.)
+#include <openssl/crypto.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,24 +51,49 @@ void Cluster::drop_inbound(uint64_t id, const std::string& why) {
 bool Cluster::on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len) {
   const auto op = static_cast<peer::Op>(h.op);
   if (!in.authed) {
-    if (op == peer::Op::kHello && !in.challenged && len == sizeof(peer::HelloBody)) {
-      peer::HelloBody hello;
+    if (op == peer::Op::kHelloV2 && !in.challenged && len == sizeof(peer::HelloV2Body)) {
+      peer::HelloV2Body hello;
       memcpy(&hello, body, sizeof hello);
       in.peer_id = id_of(hello.node_id);
       memcpy(in.peer_nonce, hello.nonce, sizeof in.peer_nonce);
-      peer::ChallengeBody c;
+      const auto mine = static_cast<uint8_t>(integrity_of(config_.integrity));
+      // Answered with our own mode either way, so the client can say what differs.
+      if (hello.integrity != mine) {
+        in.integrity_mismatch = true;
+        DC_LOG_WARN(
+            "cluster: peer %s uses integrity \"%s\", this node \"%s\": refused "
+            "([cluster] integrity must be the same on every node)",
+            in.peer_id.c_str(), integrity_name(static_cast<peer::Integrity>(hello.integrity)),
+            integrity_name(static_cast<peer::Integrity>(mine)));
+      }
+      peer::ChallengeV2Body c{};
       fill_id(c.node_id, config_.node_id);
       memcpy(c.nonce, in.nonce, sizeof c.nonce);
-      const AuthProof proof = prove(secret_, kAuthRoleServer, in.nonce, in.peer_nonce, config_.node_id);
+      c.integrity = mine;
+      const AuthProof proof = prove(secret_, kAuthRoleServer, in.nonce, in.peer_nonce,
+                                    config_.node_id, in.peer_id, mine);
       memcpy(c.proof, proof.data(), sizeof c.proof);
-      in.conn->send(peer::Op::kChallenge, h.request_id, &c, sizeof c);
+      in.conn->send(peer::Op::kChallengeV2, h.request_id, &c, sizeof c);
       in.challenged = true;
       return true;
     }
-    if (op == peer::Op::kAuth && in.challenged && len == sizeof(peer::AuthBody)) {
+    if (op == peer::Op::kAuth && in.challenged && !in.integrity_mismatch &&
+        len == sizeof(peer::AuthBody)) {
+      const auto mode = integrity_of(config_.integrity);
+      const auto mine = static_cast<uint8_t>(mode);
       AuthProof proof;
       memcpy(proof.data(), body, proof.size());
-      if (!verify(secret_, kAuthRoleClient, in.peer_nonce, in.nonce, in.peer_id, proof)) return false;
+      if (!verify(secret_, kAuthRoleClient, in.peer_nonce, in.nonce, in.peer_id, config_.node_id,
+                  mine, proof))
+        return false;
+      auto keys =
+          derive_session_keys(secret_, in.peer_nonce, in.nonce, in.peer_id, config_.node_id, mine);
+      if (!keys) return false;
+      // AuthOk is the first sealed message this side sends.
+      auto sealed = in.conn->start_sealing(mode, keys->server_to_client, keys->client_to_server,
+                                           &counters_.peer_auth_errors);
+      OPENSSL_cleanse(&*keys, sizeof *keys);
+      if (!sealed) return false;
       in.authed = true;
       in.conn->send(peer::Op::kAuthOk, h.request_id, nullptr, 0);
       return true;

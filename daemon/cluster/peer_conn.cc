@@ -24,6 +24,24 @@ uint32_t control_len(const peer::Header& h) {
 
 }  // namespace
 
+peer::Integrity integrity_of(const std::string& name) {
+  if (name == "encrypt") return peer::Integrity::kEncrypt;
+  if (name == "crc") return peer::Integrity::kCrc;
+  return peer::Integrity::kMac;
+}
+
+const char* integrity_name(peer::Integrity m) {
+  switch (m) {
+    case peer::Integrity::kCrc:
+      return "crc";
+    case peer::Integrity::kMac:
+      return "mac";
+    case peer::Integrity::kEncrypt:
+      return "encrypt";
+  }
+  return "unknown";
+}
+
 PeerConn::PeerConn(int fd, uint64_t id) : fd_(fd), id_(id) {}
 
 // While a large body is coming, wake only when a good part of it is there (or all
@@ -42,12 +60,33 @@ bool PeerConn::fail(const std::string& why) {
   return false;
 }
 
+bool PeerConn::auth_fail(const std::string& what) {
+  if (!auth_failed_ && auth_errors_) ++*auth_errors_;
+  auth_failed_ = true;
+  return fail("authentication failed on " + what + " (altered, replayed or reordered)");
+}
+
+Status PeerConn::start_sealing(peer::Integrity mode, const SessionKey& send_key,
+                               const SessionKey& recv_key, uint64_t* auth_errors) {
+  if (mode == peer::Integrity::kCrc) return ok_status();
+  const bool encrypt = mode == peer::Integrity::kEncrypt;
+  auto out = FrameSeal::create(send_key, encrypt, true);
+  if (!out) return out.error();
+  auto in = FrameSeal::create(recv_key, encrypt, false);
+  if (!in) return in.error();
+  seal_out_ = std::move(*out);
+  seal_in_ = std::move(*in);
+  auth_errors_ = auth_errors;
+  return ok_status();
+}
+
 bool PeerConn::header_ready(PeerConnHandler& h) {
   if (hdr_.magic != peer::kMagic) return fail("bad magic");
   if (hdr_.version != peer::kVersion) return fail("unsupported version " + std::to_string(hdr_.version));
   if (header_crc(hdr_) != hdr_.header_crc) return fail("header CRC mismatch");
   const auto op = static_cast<peer::Op>(hdr_.op);
-  if (op < peer::Op::kHello || op > peer::Op::kPong) return fail("unknown opcode " + std::to_string(hdr_.op));
+  if (op < peer::Op::kHello || op > peer::Op::kChallengeV2)
+    return fail("unknown opcode " + std::to_string(hdr_.op));
   const uint32_t ctl = control_len(hdr_);
   if (op == peer::Op::kFetchReply) {
     if (hdr_.body_len < ctl || hdr_.body_len - ctl > peer::kMaxDataBody) return fail("bad reply length");
@@ -57,13 +96,32 @@ bool PeerConn::header_ready(PeerConnHandler& h) {
   body_.resize(ctl);
   got_ = 0;
   in_ = In::kBody;
-  if (ctl == 0) return body_ready(h);
+  if (ctl == 0) return body_complete(h);
   return true;
 }
 
+// The control body is in: sealed, its tag comes next; else it is checked now.
+bool PeerConn::body_complete(PeerConnHandler& h) {
+  if (!seal_in_) return body_ready(h);
+  in_ = In::kBodyTag;
+  got_ = 0;
+  return true;
+}
+
+bool PeerConn::body_tag_ready(PeerConnHandler& h) {
+  // Opened (decrypted in place) before anything looks at it.
+  if (!seal_in_->begin(&hdr_, sizeof hdr_) ||
+      (!body_.empty() && !seal_in_->update(body_.data(), body_.data(), body_.size())) ||
+      !seal_in_->finish_open(tag_))
+    return auth_fail("a message");
+  return body_ready(h);
+}
+
 bool PeerConn::body_ready(PeerConnHandler& h) {
-  const uint32_t crc = body_.empty() ? 0 : crc32c(body_.data(), body_.size());
-  if (crc != hdr_.body_crc) return fail("body CRC mismatch");
+  if (!seal_in_) {
+    const uint32_t crc = body_.empty() ? 0 : crc32c(body_.data(), body_.size());
+    if (crc != hdr_.body_crc) return fail("body CRC mismatch");
+  }
   data_len_ = hdr_.body_len - static_cast<uint32_t>(body_.size());
   data_dest_.clear();
   if (!h.on_message(*this, hdr_, body_.data(), body_.size(), data_len_, &data_dest_)) return fail("rejected by handler");
@@ -86,7 +144,37 @@ bool PeerConn::body_ready(PeerConnHandler& h) {
   data_iov_ = 0;
   got_ = 0;
   in_ = In::kData;
-  set_lowat(data_len_);
+  // The data part is opened as it arrives (update() after each receive).
+  if (seal_in_ && !seal_in_->begin(&hdr_, sizeof hdr_)) return auth_fail("block data");
+  set_lowat(data_len_ + (seal_in_ ? peer::kTagBytes : 0));
+  return true;
+}
+
+// Every data byte is in: sealed, its tag comes next; else the handler checks the CRC.
+bool PeerConn::data_complete(PeerConnHandler& h) {
+  if (seal_in_) {
+    in_ = In::kDataTag;
+    got_ = 0;
+    // Or epoll waits for bytes the peer may not send until we answer.
+    set_lowat(1);
+    return true;
+  }
+  return data_tag_ready(h);
+}
+
+bool PeerConn::data_tag_ready(PeerConnHandler& h) {
+  in_ = In::kHeader;
+  got_ = 0;
+  set_lowat(1);
+  const bool discarded = !discard_.empty() && !data_dest_.empty() &&
+                         data_dest_.front().iov_base >= discard_.data() &&
+                         data_dest_.front().iov_base < discard_.data() + discard_.size();
+  data_dest_.clear();
+  discard_.clear();
+  // Even discarded data is checked: its tag moves the sequence on, and a connection
+  // that carried altered bytes is not trusted with the next reply.
+  if (seal_in_ && !seal_in_->finish_open(tag_)) return auth_fail("block data");
+  if (!discarded) h.on_data(*this, hdr_.request_id);
   return true;
 }
 
@@ -95,14 +183,16 @@ bool PeerConn::on_readable(PeerConnHandler& h) {
   poll_done();
   for (int rounds = 0; rounds < 64; ++rounds) {
     ssize_t n;
+    iovec iov[64];
+    int cnt = 0;
     if (in_ == In::kHeader) {
       n = recv(fd_, reinterpret_cast<uint8_t*>(&hdr_) + got_, sizeof hdr_ - got_, MSG_DONTWAIT);
     } else if (in_ == In::kBody) {
       n = recv(fd_, body_.data() + got_, body_.size() - got_, MSG_DONTWAIT);
+    } else if (in_ == In::kBodyTag || in_ == In::kDataTag) {
+      n = recv(fd_, tag_ + got_, sizeof tag_ - got_, MSG_DONTWAIT);
     } else {
       // Straight into the destination pages, as many iovecs as fit in one call.
-      iovec iov[64];
-      int cnt = 0;
       size_t left = data_len_ - got_;
       for (size_t i = data_iov_; i < data_dest_.size() && cnt < 64 && left > 0; ++i) {
         iov[cnt] = data_dest_[i];
@@ -122,12 +212,28 @@ bool PeerConn::on_readable(PeerConnHandler& h) {
     }
     bytes_received_ += static_cast<uint64_t>(n);
     got_ += static_cast<size_t>(n);
-    if (in_ == In::kData && got_ < data_len_) set_lowat(data_len_ - got_);
+    if (in_ == In::kData && got_ < data_len_)
+      set_lowat(data_len_ - got_ + (seal_in_ ? peer::kTagBytes : 0));
     if (in_ == In::kHeader) {
       if (got_ == sizeof hdr_ && !header_ready(h)) return false;
     } else if (in_ == In::kBody) {
-      if (got_ == body_.size() && !body_ready(h)) return false;
+      if (got_ == body_.size() && !body_complete(h)) return false;
+    } else if (in_ == In::kBodyTag) {
+      if (got_ == sizeof tag_ && !body_tag_ready(h)) return false;
+    } else if (in_ == In::kDataTag) {
+      if (got_ == sizeof tag_ && !data_tag_ready(h)) return false;
     } else {
+      // Sealed: the bytes just received join the data part's GCM state while they
+      // are still in cache (in encrypt mode they are decrypted in place).
+      if (seal_in_) {
+        size_t fed = static_cast<size_t>(n);
+        for (int i = 0; i < cnt && fed > 0; ++i) {
+          const size_t k = std::min(fed, iov[i].iov_len);
+          auto* p = static_cast<uint8_t*>(iov[i].iov_base);
+          if (!seal_in_->update(p, p, k)) return auth_fail("block data");
+          fed -= k;
+        }
+      }
       // Advance the iovec cursor past what was filled.
       size_t consumed = static_cast<size_t>(n);
       while (consumed > 0 && data_iov_ < data_dest_.size()) {
@@ -141,17 +247,7 @@ bool PeerConn::on_readable(PeerConnHandler& h) {
           consumed = 0;
         }
       }
-      if (got_ == data_len_) {
-        in_ = In::kHeader;
-        got_ = 0;
-        set_lowat(1);
-        const bool discarded = !discard_.empty() && !data_dest_.empty() &&
-                               data_dest_.front().iov_base >= discard_.data() &&
-                               data_dest_.front().iov_base < discard_.data() + discard_.size();
-        data_dest_.clear();
-        if (!discarded) h.on_data(*this, hdr_.request_id);
-        discard_.clear();
-      }
+      if (got_ == data_len_ && !data_complete(h)) return false;
     }
   }
   return true;

@@ -8,6 +8,17 @@
 // kernel is done with them (zerocopy: MSG_ZEROCOPY, done = its completion on the
 // error queue; sendfile: from the arena memfd, done = the bytes are acknowledged).
 // The output side is in peer_conn_send.cc.
+//
+// Sealing (start_sealing(), after the handshake, unless integrity = crc): every
+// message then carries GCM tags (peer_wire.h, "Integrity"). Input: the control body
+// is opened when its tag arrives, before the handler sees it; block data is fed to
+// the GCM state as each receive lands (decrypted in place in encrypt mode), and
+// on_data() is called only once the data's tag verified. A bad tag counts as an
+// authentication error and fails the connection, so the block being filled is
+// never published from those bytes. Output: send() seals each part as it queues it;
+// in mac mode the data stays where it is (pins, zerocopy and sendfile unchanged)
+// and only its tag is queued after it; in encrypt mode the ciphertext is a private
+// buffer, so replies are never sent in place.
 #pragma once
 
 #include <sys/uio.h>
@@ -16,9 +27,12 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "daemon/net/auth.h"
+#include "daemon/net/frame_seal.h"
 #include "dc/peer_wire.h"
 
 namespace dc {
@@ -28,6 +42,8 @@ class PeerConn;
 enum class SendPath : uint8_t { kCopy, kZeroCopy, kSendfile };
 SendPath send_path_of(const std::string& name);  // config value ("copy", ...); unknown: copy
 const char* send_path_name(SendPath p);
+peer::Integrity integrity_of(const std::string& name);  // config value ("mac", ...); unknown: mac
+const char* integrity_name(peer::Integrity m);          // a wire value not in the enum: "unknown"
 
 // Where a connection's block data comes from and how a pin is handed back. Pins
 // are opaque (non-zero) numbers of the caller's; release(pin) is called exactly
@@ -75,6 +91,16 @@ class PeerConn {
   uint64_t id() const { return id_; }
   const std::string& error() const { return error_; }
 
+  // Seals every message sent and opens every message received from now on
+  // (integrity mac or encrypt; crc: nothing changes). Call it between the last
+  // unsealed message of the handshake and the first sealed one. `auth_errors`
+  // (outliving the connection, may be null) counts parts whose tag failed.
+  Status start_sealing(peer::Integrity mode, const SessionKey& send_key, const SessionKey& recv_key,
+                       uint64_t* auth_errors);
+  bool sealed() const { return seal_in_ != nullptr; }
+  // The connection failed because a tag did not verify (see error()).
+  bool auth_failed() const { return auth_failed_; }
+
   // Reads what is available and dispatches messages. False: the connection is
   // broken or the peer misbehaved (see error()); the caller drops it.
   bool on_readable(PeerConnHandler& h);
@@ -101,7 +127,7 @@ class PeerConn {
   uint64_t bytes_received() const { return bytes_received_; }
 
  private:
-  enum class In { kHeader, kBody, kData };
+  enum class In { kHeader, kBody, kBodyTag, kData, kDataTag };
   struct Chunk {
     std::vector<uint8_t> owned;  // if empty, `borrowed` points at caller memory
     iovec borrowed{nullptr, 0};
@@ -123,8 +149,14 @@ class PeerConn {
     uint64_t zc_end = 0;
   };
   bool fail(const std::string& why);
+  bool auth_fail(const std::string& what);
   bool header_ready(PeerConnHandler& h);
+  bool body_complete(PeerConnHandler& h);
+  bool body_tag_ready(PeerConnHandler& h);
   bool body_ready(PeerConnHandler& h);
+  bool data_complete(PeerConnHandler& h);
+  bool data_tag_ready(PeerConnHandler& h);
+  void seal_data(const peer::Header& hdr, const std::vector<iovec>& data, bool* copied);
   bool from_file(const Chunk& c) const;
   bool send_file_chunk(Chunk& c, bool* blocked);
   bool send_batch(bool* blocked);
@@ -146,6 +178,12 @@ class PeerConn {
   std::vector<iovec> data_dest_;
   size_t data_iov_ = 0;        // data_dest_[data_iov_] is being filled
   std::vector<uint8_t> discard_;
+  // Sealing (null: integrity = crc, or still in the handshake).
+  std::unique_ptr<FrameSeal> seal_out_;
+  std::unique_ptr<FrameSeal> seal_in_;
+  uint8_t tag_[peer::kTagBytes] = {};  // the tag being received
+  uint64_t* auth_errors_ = nullptr;
+  bool auth_failed_ = false;
   void set_lowat(size_t bytes);
   std::deque<Chunk> out_;
   size_t lowat_ = 1;

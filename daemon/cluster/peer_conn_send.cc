@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include "daemon/cluster/peer_conn.h"
 #include "daemon/net/crc32c.h"
@@ -74,16 +75,31 @@ void PeerConn::send(peer::Op op, uint32_t request_id, const void* body, uint32_t
                     const std::vector<iovec>& data, uint64_t pin) {
   size_t data_len = 0;
   for (const auto& v : data) data_len += v.iov_len;
-  peer::Header h{peer::kMagic, peer::kVersion, static_cast<uint16_t>(op), request_id,
-                 static_cast<uint32_t>(body_len + data_len), body_len ? crc32c(body, body_len) : 0, 0};
+  // Sealed, the tag covers the body: no CRC of it (which, encrypted, would leak).
+  const bool sealed = seal_out_ != nullptr;
+  peer::Header h{peer::kMagic,
+                 peer::kVersion,
+                 static_cast<uint16_t>(op),
+                 request_id,
+                 static_cast<uint32_t>(body_len + data_len),
+                 body_len && !sealed ? crc32c(body, body_len) : 0,
+                 0};
   h.header_crc = crc32c(&h, sizeof h);
-  // Header and control body go in one owned chunk: small messages queued in one
-  // loop iteration are then written together (coalesced) by flush(). (A chunk
-  // nothing has been sent from is referenced by no MSG_ZEROCOPY call yet.)
+  // Header and control body (and its tag) go in one owned chunk: small messages
+  // queued in one loop iteration are then written together (coalesced) by flush().
+  // (A chunk nothing has been sent from is referenced by no MSG_ZEROCOPY call yet.)
   Chunk c;
-  c.owned.resize(sizeof h + body_len);
+  const size_t tag = sealed ? peer::kTagBytes : 0;
+  c.owned.resize(sizeof h + body_len + tag);
   memcpy(c.owned.data(), &h, sizeof h);
   if (body_len) memcpy(c.owned.data() + sizeof h, body, body_len);
+  if (sealed) {
+    uint8_t* b = c.owned.data() + sizeof h;
+    // A failure here (OpenSSL) leaves a wrong tag: the peer drops the connection.
+    if (!seal_out_->begin(&h, sizeof h) || (body_len && !seal_out_->update(b, b, body_len)) ||
+        !seal_out_->finish_seal(b + body_len))
+      memset(b + body_len, 0, tag);
+  }
   if (!out_.empty() && !out_.back().owned.empty() && out_.back().done == 0 && out_.back().owned.size() < 4096) {
     auto& prev = out_.back().owned;
     prev.insert(prev.end(), c.owned.begin(), c.owned.end());
@@ -94,20 +110,31 @@ void PeerConn::send(peer::Op op, uint32_t request_id, const void* body, uint32_t
     if (pin && source_ && source_->release) source_->release(pin);
     return;
   }
+  if (sealed) {
+    bool copied = false;
+    seal_data(h, data, &copied);
+    if (copied) {
+      // Encrypted into a private buffer: the arena pages are no longer needed.
+      if (pin && source_ && source_->release) source_->release(pin);
+      return;
+    }
+  }
   bool in_place = pin != 0 && path_ != SendPath::kCopy;
   if (in_place && pinned_bytes_ + data_len > kMaxPinnedBytes) {
     in_place = false;
     if (counters_) ++counters_->over_pin_cap;
   }
+  // Sealed (mac), the data's tag was queued already: insert the data before it.
+  auto at = sealed ? std::prev(out_.end()) : out_.end();
   for (const auto& v : data) {
     Chunk d;
     d.borrowed = v;
     d.pinned = in_place;
     if (in_place) pinned_bytes_ += v.iov_len;
-    out_.push_back(std::move(d));
+    at = std::next(out_.insert(at, std::move(d)));  // (insert invalidates other iterators)
   }
   if (in_place) {
-    out_.back().pin = pin;
+    std::prev(at)->pin = pin;
     if (counters_) ++counters_->pinned_replies;
   } else if (pin) {
     // Sent as on the copy path: the pin goes back once flush() has copied what the
@@ -115,6 +142,27 @@ void PeerConn::send(peer::Op op, uint32_t request_id, const void* body, uint32_t
     release_after_flush_.push_back(pin);
   }
   if (pin) ++pins_held_;
+}
+
+// The data part of a sealed message. mac: its tag, computed over the data where it
+// is, is queued (the caller puts the data chunks before it). encrypt: the
+// ciphertext and its tag are queued as one owned chunk (*copied = true).
+void PeerConn::seal_data(const peer::Header& hdr, const std::vector<iovec>& data, bool* copied) {
+  size_t data_len = 0;
+  for (const auto& v : data) data_len += v.iov_len;
+  const bool encrypt = seal_out_->encrypts();
+  Chunk t;
+  t.owned.resize((encrypt ? data_len : 0) + peer::kTagBytes);
+  uint8_t* out = t.owned.data();
+  bool ok = seal_out_->begin(&hdr, sizeof hdr);
+  for (const auto& v : data) {
+    ok = ok && seal_out_->update(static_cast<const uint8_t*>(v.iov_base), out, v.iov_len);
+    if (encrypt) out += v.iov_len;
+  }
+  ok = ok && seal_out_->finish_seal(out);
+  if (!ok) memset(out, 0, peer::kTagBytes);  // OpenSSL failed: the peer drops the connection
+  out_.push_back(std::move(t));
+  *copied = encrypt;
 }
 
 bool PeerConn::from_file(const Chunk& c) const {

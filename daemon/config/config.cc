@@ -269,7 +269,7 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
   if (auto s = check_keys(
           t, "cluster.",
           {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout", "copies_share",
-           "membership", "etcd", "send", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user",
+           "membership", "etcd", "send", "integrity", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user",
            "etcd_password_file", "max_connections_per_peer", "connection_idle"},
           src);
       !s)
@@ -338,6 +338,13 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
     if (*v != "copy" && *v != "zerocopy" && *v != "sendfile")
       return key_error(src, n, "cluster.send", "expected \"copy\", \"zerocopy\" or \"sendfile\"");
     k.send = *v;
+  }
+  if (auto* n = t.get("integrity")) {
+    auto v = string_value(*n, "cluster.integrity", src);
+    if (!v) return v.error();
+    if (*v != "mac" && *v != "encrypt" && *v != "crc")
+      return key_error(src, n, "cluster.integrity", "expected \"mac\", \"encrypt\" or \"crc\"");
+    k.integrity = *v;
   }
   if (auto* n = t.get("etcd")) {
     const auto* arr = n->as_array();
@@ -503,7 +510,7 @@ std::string describe_config(const Config& c) {
   if (c.cluster.enabled) {
     out << "\n  cluster node " << c.cluster.node_id << (c.cluster.serve ? " serving on " + c.cluster.listen : " (client only)")
         << ", membership " << c.cluster.membership << ", " << c.cluster.peers.size() << " static peer(s)"
-        << ", send " << c.cluster.send
+        << ", send " << c.cluster.send << ", integrity " << c.cluster.integrity
         << ", up to " << c.cluster.max_connections_per_peer << " connection(s) per peer";
     if (c.cluster.membership == "etcd") {
       out << "\n  etcd";

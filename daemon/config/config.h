@@ -46,6 +46,10 @@ struct ClusterConfig {
   // (MSG_ZEROCOPY from pinned arena pages), "sendfile" (from the arena memfd,
   // pinned until acknowledged). Default chosen by tools/bench/cluster_bench.sh.
   std::string send = "copy";
+  // What protects peer frames after the handshake (include/dc/peer_wire.h):
+  // "mac" (AES-GCM tag over clear bodies), "encrypt" (AES-GCM, encrypted) or "crc"
+  // (CRC32C only: a trusted fabric). Every node must use the same.
+  std::string integrity = "mac";
 };
 
 struct Config {

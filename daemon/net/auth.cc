@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -18,7 +19,8 @@ namespace dc {
 namespace {
 
 // Versioned so a future change of the message layout cannot be confused with this one.
-constexpr std::string_view kDomain = "dc-peer-auth-v1";
+constexpr std::string_view kDomain = "dc-peer-auth-v2";
+constexpr std::string_view kKeyDomain = "dc-peer-keys-v2";
 
 void append_field(std::string* msg, std::string_view field) {
   const auto n = static_cast<uint32_t>(field.size());
@@ -29,14 +31,19 @@ void append_field(std::string* msg, std::string_view field) {
 // False if OpenSSL fails; callers must then not accept anything, since an
 // all-zero "expected" proof would match an all-zero forgery.
 bool compute_proof(const std::string& secret, std::string_view role, const uint8_t* my_nonce,
-                   const uint8_t* their_nonce, std::string_view my_id, AuthProof* out) {
+                   const uint8_t* their_nonce, std::string_view my_id, std::string_view their_id,
+                   uint8_t integrity, AuthProof* out) {
   std::string msg;
-  msg.reserve(kDomain.size() + role.size() + my_id.size() + 2 * kAuthNonceSize + 16);
+  msg.reserve(kDomain.size() + role.size() + my_id.size() + their_id.size() + 2 * kAuthNonceSize +
+              32);
   append_field(&msg, kDomain);
   append_field(&msg, role);
   append_field(&msg, {reinterpret_cast<const char*>(my_nonce), kAuthNonceSize});
   append_field(&msg, {reinterpret_cast<const char*>(their_nonce), kAuthNonceSize});
   append_field(&msg, my_id);
+  append_field(&msg, their_id);
+  const char mode = static_cast<char>(integrity);
+  append_field(&msg, {&mode, 1});
   unsigned int len = 0;
   const unsigned char* r =
       HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
@@ -127,23 +134,75 @@ void random_nonce(uint8_t out[kAuthNonceSize]) {
 
 AuthProof prove(const std::string& secret, std::string_view role,
                 const uint8_t my_nonce[kAuthNonceSize], const uint8_t their_nonce[kAuthNonceSize],
-                std::string_view my_id) {
+                std::string_view my_id, std::string_view their_id, uint8_t integrity) {
   AuthProof proof{};
-  if (!compute_proof(secret, role, my_nonce, their_nonce, my_id, &proof)) proof.fill(0);
+  if (!compute_proof(secret, role, my_nonce, their_nonce, my_id, their_id, integrity, &proof))
+    proof.fill(0);
   return proof;
 }
 
 bool verify(const std::string& secret, std::string_view prover_role,
             const uint8_t prover_nonce[kAuthNonceSize],
             const uint8_t verifier_nonce[kAuthNonceSize], std::string_view prover_id,
-            const AuthProof& proof) {
+            std::string_view verifier_id, uint8_t integrity, const AuthProof& proof) {
   AuthProof expected{};
-  if (!compute_proof(secret, prover_role, prover_nonce, verifier_nonce, prover_id, &expected)) {
+  if (!compute_proof(secret, prover_role, prover_nonce, verifier_nonce, prover_id, verifier_id,
+                     integrity, &expected)) {
     return false;
   }
   const bool same = CRYPTO_memcmp(expected.data(), proof.data(), expected.size()) == 0;
   OPENSSL_cleanse(expected.data(), expected.size());
   return same;
+}
+
+namespace {
+
+// One HKDF-SHA256 output of `out_len` bytes.
+bool hkdf(const std::string& secret, const std::string& salt, const std::string& info, uint8_t* out,
+          size_t out_len) {
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr);
+  if (!ctx) return false;
+  size_t len = out_len;
+  const bool ok =
+      EVP_PKEY_derive_init(ctx) > 0 && EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) > 0 &&
+      EVP_PKEY_CTX_set1_hkdf_salt(ctx, reinterpret_cast<const unsigned char*>(salt.data()),
+                                  static_cast<int>(salt.size())) > 0 &&
+      EVP_PKEY_CTX_set1_hkdf_key(ctx, reinterpret_cast<const unsigned char*>(secret.data()),
+                                 static_cast<int>(secret.size())) > 0 &&
+      EVP_PKEY_CTX_add1_hkdf_info(ctx, reinterpret_cast<const unsigned char*>(info.data()),
+                                  static_cast<int>(info.size())) > 0 &&
+      EVP_PKEY_derive(ctx, out, &len) > 0 && len == out_len;
+  EVP_PKEY_CTX_free(ctx);
+  return ok;
+}
+
+}  // namespace
+
+Result<SessionKeys> derive_session_keys(const std::string& secret,
+                                        const uint8_t client_nonce[kAuthNonceSize],
+                                        const uint8_t server_nonce[kAuthNonceSize],
+                                        std::string_view client_id, std::string_view server_id,
+                                        uint8_t integrity) {
+  std::string salt(reinterpret_cast<const char*>(client_nonce), kAuthNonceSize);
+  salt.append(reinterpret_cast<const char*>(server_nonce), kAuthNonceSize);
+  SessionKeys keys;
+  bool ok = true;
+  for (const bool to_server : {true, false}) {
+    std::string info;
+    append_field(&info, kKeyDomain);
+    append_field(&info, to_server ? "client-to-server" : "server-to-client");
+    append_field(&info, client_id);
+    append_field(&info, server_id);
+    const char mode = static_cast<char>(integrity);
+    append_field(&info, {&mode, 1});
+    SessionKey& k = to_server ? keys.client_to_server : keys.server_to_client;
+    ok = ok && hkdf(secret, salt, info, k.data(), k.size());
+  }
+  if (!ok) {
+    OPENSSL_cleanse(&keys, sizeof keys);
+    return make_error(Errc::kIo, "session key derivation (HKDF-SHA256) failed");
+  }
+  return keys;
 }
 
 }  // namespace dc

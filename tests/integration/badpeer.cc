@@ -1,9 +1,12 @@
 // Plays a peer against a real agent's cluster port: every kind of malformed or
 // unauthenticated message must get the connection dropped (and counted), the agent
 // must stay up, and an authenticated peer must get clean refusals for requests it
-// may not make, and verified bytes for one it may.
+// may not make, and verified bytes for one it may. After the handshake it speaks
+// sealed frames (the agent's [cluster] integrity, given as INTEGRITY, default mac):
+// a frame with a bad tag, a replayed one or an unsealed one gets the connection
+// dropped and counted (peer_auth_errors).
 //
-//   dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT GOOD_REL_PATH
+//   dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT GOOD_REL_PATH [INTEGRITY]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -14,11 +17,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "daemon/net/auth.h"
 #include "daemon/net/crc32c.h"
+#include "daemon/net/frame_seal.h"
 #include "dc/file_key.h"
 #include "dc/peer_wire.h"
 
@@ -30,6 +36,13 @@ std::string g_host;
 int g_port = 0;
 std::string g_secret;
 int g_failures = 0;
+peer::Integrity g_integrity = peer::Integrity::kMac;
+
+// The sealing state of an authenticated connection (by fd); none: unsealed.
+struct Session {
+  std::unique_ptr<FrameSeal> out, in;
+};
+std::map<int, Session> g_sessions;
 
 void check(const char* what, bool ok) {
   printf("%-56s %s\n", what, ok ? "ok" : "FAILED");
@@ -52,18 +65,40 @@ int dial() {
   return fd;
 }
 
-peer::Header header(peer::Op op, uint32_t id, const void* body, uint32_t len, uint32_t extra_len = 0) {
-  peer::Header h{peer::kMagic, peer::kVersion, static_cast<uint16_t>(op), id, len + extra_len,
-                 len ? crc32c(body, len) : 0, 0};
+peer::Header header(peer::Op op, uint32_t id, const void* body, uint32_t len,
+                    uint32_t extra_len = 0, bool sealed = false) {
+  peer::Header h{peer::kMagic,
+                 peer::kVersion,
+                 static_cast<uint16_t>(op),
+                 id,
+                 len + extra_len,
+                 len && !sealed ? crc32c(body, len) : 0,
+                 0};
   h.header_crc = crc32c(&h, sizeof h);
   return h;
 }
 
-void send_msg(int fd, peer::Op op, uint32_t id, const void* body, uint32_t len) {
-  peer::Header h = header(op, id, body, len);
-  std::vector<uint8_t> b(sizeof h + len);
+// The bytes of one message as the agent expects them on `fd`: sealed if the
+// connection is (header | body | tag), else header | body.
+std::vector<uint8_t> frame(int fd, peer::Op op, uint32_t id, const void* body, uint32_t len) {
+  auto it = g_sessions.find(fd);
+  const bool sealed = it != g_sessions.end() && it->second.out;
+  peer::Header h = header(op, id, body, len, 0, sealed);
+  std::vector<uint8_t> b(sizeof h + len + (sealed ? peer::kTagBytes : 0));
   memcpy(b.data(), &h, sizeof h);
   if (len) memcpy(b.data() + sizeof h, body, len);
+  if (sealed) {
+    FrameSeal& s = *it->second.out;
+    uint8_t* p = b.data() + sizeof h;
+    s.begin(&h, sizeof h);
+    if (len) s.update(p, p, len);
+    s.finish_seal(p + len);
+  }
+  return b;
+}
+
+void send_msg(int fd, peer::Op op, uint32_t id, const void* body, uint32_t len) {
+  const auto b = frame(fd, op, id, body, len);
   send(fd, b.data(), b.size(), MSG_NOSIGNAL);
 }
 
@@ -112,37 +147,66 @@ std::vector<uint8_t> message(peer::Op op, const void* body, uint32_t len) {
   return b;
 }
 
-peer::HelloBody hello_body(uint8_t nonce[32]) {
-  peer::HelloBody h{};
+peer::HelloV2Body hello_body(uint8_t nonce[32], peer::Integrity mode) {
+  peer::HelloV2Body h{};
   snprintf(h.node_id, sizeof h.node_id, "tester");
   random_nonce(nonce);
   memcpy(h.nonce, nonce, 32);
+  h.integrity = static_cast<uint8_t>(mode);
   return h;
 }
 
-// Full handshake with `secret`; returns the connected fd or -1.
-int authenticate(const std::string& secret) {
+// Reads one message's header and control body, opening them if `fd` is sealed.
+bool recv_control(int fd, peer::Header* h, void* body, size_t len) {
+  if (!recv_all(fd, h, sizeof *h) || (len && !recv_all(fd, body, len))) return false;
+  auto it = g_sessions.find(fd);
+  if (it == g_sessions.end() || !it->second.in) return true;
+  uint8_t tag[peer::kTagBytes];
+  if (!recv_all(fd, tag, sizeof tag)) return false;
+  FrameSeal& o = *it->second.in;
+  auto* p = static_cast<uint8_t*>(body);
+  return o.begin(h, sizeof *h) && (len == 0 || o.update(p, p, len)) && o.finish_open(tag);
+}
+
+// Full handshake with `secret` asking for `mode`; returns the connected fd (its
+// frames sealed from now on) or -1.
+int authenticate(const std::string& secret, peer::Integrity mode = g_integrity) {
   int fd = dial();
   if (fd < 0) return -1;
   uint8_t nonce[32];
-  peer::HelloBody hb = hello_body(nonce);
-  send_msg(fd, peer::Op::kHello, 1, &hb, sizeof hb);
+  peer::HelloV2Body hb = hello_body(nonce, mode);
+  send_msg(fd, peer::Op::kHelloV2, 1, &hb, sizeof hb);
   peer::Header h;
-  peer::ChallengeBody c;
-  if (!recv_all(fd, &h, sizeof h) || h.op != static_cast<uint16_t>(peer::Op::kChallenge) ||
+  peer::ChallengeV2Body c;
+  if (!recv_all(fd, &h, sizeof h) || h.op != static_cast<uint16_t>(peer::Op::kChallengeV2) ||
       !recv_all(fd, &c, sizeof c)) {
     close(fd);
     return -1;
   }
+  const std::string server_id(c.node_id, strnlen(c.node_id, sizeof c.node_id));
   peer::AuthBody a;
-  const AuthProof p = prove(secret, kAuthRoleClient, nonce, c.nonce, "tester");
+  const AuthProof p = prove(secret, kAuthRoleClient, nonce, c.nonce, "tester", server_id,
+                            static_cast<uint8_t>(mode));
   memcpy(a.proof, p.data(), sizeof a.proof);
   send_msg(fd, peer::Op::kAuth, 2, &a, sizeof a);
-  if (!recv_all(fd, &h, sizeof h) || h.op != static_cast<uint16_t>(peer::Op::kAuthOk)) {
+  auto keys =
+      derive_session_keys(secret, nonce, c.nonce, "tester", server_id, static_cast<uint8_t>(mode));
+  if (keys && mode != peer::Integrity::kCrc) {
+    const bool enc = mode == peer::Integrity::kEncrypt;
+    g_sessions[fd] = Session{std::move(*FrameSeal::create(keys->client_to_server, enc, true)),
+                             std::move(*FrameSeal::create(keys->server_to_client, enc, false))};
+  }
+  if (!recv_control(fd, &h, nullptr, 0) || h.op != static_cast<uint16_t>(peer::Op::kAuthOk)) {
+    g_sessions.erase(fd);
     close(fd);
     return -1;
   }
   return fd;
+}
+
+void close_session(int fd) {
+  g_sessions.erase(fd);
+  close(fd);
 }
 
 // Sends a fetch of [offset, offset + length) of `block` (length 0: to the block's
@@ -157,10 +221,18 @@ int fetch(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::st
   send_msg(fd, peer::Op::kFetch, 9, body.data(), static_cast<uint32_t>(body.size()));
   peer::Header h;
   peer::FetchReplyBody r;
-  if (!recv_all(fd, &h, sizeof h) || !recv_all(fd, &r, sizeof r)) return -1;
+  if (!recv_control(fd, &h, &r, sizeof r)) return -1;
   data->resize(r.length);
   if (r.length && !recv_all(fd, data->data(), r.length)) return -1;
-  *crc_ok = crc32c(data->data(), data->size()) == r.data_crc;
+  bool tag_ok = true;
+  auto it = g_sessions.find(fd);
+  if (r.length && it != g_sessions.end() && it->second.in) {
+    uint8_t tag[peer::kTagBytes];
+    FrameSeal& o = *it->second.in;
+    tag_ok = recv_all(fd, tag, sizeof tag) && o.begin(&h, sizeof h) &&
+             o.update(data->data(), data->data(), data->size()) && o.finish_open(tag);
+  }
+  *crc_ok = tag_ok && crc32c(data->data(), data->size()) == r.data_crc;
   return r.status;
 }
 
@@ -224,9 +296,17 @@ void check_ranges(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT REL_PATH\n");
+  if (argc != 7 && argc != 8) {
+    fprintf(
+        stderr,
+        "usage: dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT REL_PATH [INTEGRITY]\n");
     return 2;
+  }
+  if (argc == 8) {
+    const std::string m = argv[7];
+    g_integrity = m == "crc"       ? peer::Integrity::kCrc
+                  : m == "encrypt" ? peer::Integrity::kEncrypt
+                                   : peer::Integrity::kMac;
   }
   g_host = argv[1];
   g_port = atoi(argv[2]);
@@ -246,8 +326,8 @@ int main(int argc, char** argv) {
   const uint64_t hi = key.hi, lo = key.lo;
 
   uint8_t nonce[32];
-  peer::HelloBody hb = hello_body(nonce);
-  std::vector<uint8_t> good_hello = message(peer::Op::kHello, &hb, sizeof hb);
+  peer::HelloV2Body hb = hello_body(nonce, g_integrity);
+  std::vector<uint8_t> good_hello = message(peer::Op::kHelloV2, &hb, sizeof hb);
 
   expect_dropped("garbage bytes", std::vector<uint8_t>(24, 0x5a));
   {
@@ -290,8 +370,28 @@ int main(int argc, char** argv) {
     expect_dropped("fetch before authentication", message(peer::Op::kFetch, body.data(), static_cast<uint32_t>(body.size())));
     expect_dropped("ping before authentication", message(peer::Op::kPing, nullptr, 0));
   }
+  {
+    // A v1 Hello (version 1, the retired opcode): the unsealed protocol is not spoken.
+    peer::HelloBody v1{};
+    snprintf(v1.node_id, sizeof v1.node_id, "tester");
+    const uint16_t v1_version = 1;
+    peer::Header h{peer::kMagic, v1_version, static_cast<uint16_t>(peer::Op::kHello), 1, sizeof v1,
+                   crc32c(&v1, sizeof v1), 0};
+    h.header_crc = crc32c(&h, sizeof h);
+    std::vector<uint8_t> m(sizeof h + sizeof v1);
+    memcpy(m.data(), &h, sizeof h);
+    memcpy(m.data() + sizeof h, &v1, sizeof v1);
+    expect_dropped("a v1 (unsealed protocol) hello", m);
+  }
   check("authentication with the wrong secret is refused", authenticate(g_secret + "x") < 0);
-
+  for (const auto other :
+       {peer::Integrity::kCrc, peer::Integrity::kMac, peer::Integrity::kEncrypt}) {
+    if (other == g_integrity) continue;
+    char what[96];
+    snprintf(what, sizeof what, "a peer asking for integrity %d (not the agent's) is refused",
+             static_cast<int>(other));
+    check(what, authenticate(g_secret, other) < 0);
+  }
   int fd = authenticate(g_secret);
   check("authentication with the right secret", fd >= 0);
   if (fd >= 0) {
@@ -309,8 +409,55 @@ int main(int argc, char** argv) {
     check("a valid fetch returns the block with a matching CRC", st == 0 && !data.empty() && crc_ok);
     // The connection survived the refusals, and stays usable.
     if (st == 0 && !data.empty()) check_ranges(fd, hi, lo, ds, root + "/" + path, path, data.size());
-    close(fd);
+    close_session(fd);
   }
+  // Last: these fetch the good file, which the agent then keeps open (by key).
+  if (g_integrity != peer::Integrity::kCrc) {
+    // Authenticated, then frames the session keys do not vouch for: each drops the
+    // connection (and is counted as an authentication error, not a rejected peer).
+    peer::FetchBody f{
+        hi, lo, 0, 0, 0, static_cast<uint16_t>(ds.size()), static_cast<uint16_t>(path.size()), 0};
+    std::vector<uint8_t> body(sizeof f + ds.size() + path.size());
+    memcpy(body.data(), &f, sizeof f);
+    memcpy(body.data() + sizeof f, ds.data(), ds.size());
+    memcpy(body.data() + sizeof f + ds.size(), path.data(), path.size());
+    const auto blen = static_cast<uint32_t>(body.size());
+    auto sealed_then = [&](const char* what, auto&& alter) {
+      int fd = authenticate(g_secret);
+      if (fd < 0) return check(what, false);
+      std::vector<uint8_t> m = frame(fd, peer::Op::kFetch, 5, body.data(), blen);
+      alter(fd, m);
+      send(fd, m.data(), m.size(), MSG_NOSIGNAL);
+      check(what, dropped(fd));
+      close_session(fd);
+    };
+    sealed_then("a sealed fetch with one tag bit flipped is dropped",
+                [](int, std::vector<uint8_t>& m) { m.back() ^= 1; });
+    sealed_then("a sealed fetch with one body bit flipped is dropped",
+                [](int, std::vector<uint8_t>& m) { m[sizeof(peer::Header) + 3] ^= 0x10; });
+    sealed_then("a sealed fetch with its request id changed is dropped",
+                [](int, std::vector<uint8_t>& m) {
+                  peer::Header h;
+                  memcpy(&h, m.data(), sizeof h);
+                  h.request_id ^= 1;
+                  h.header_crc = 0;
+                  h.header_crc = crc32c(&h, sizeof h);
+                  memcpy(m.data(), &h, sizeof h);
+                });
+    sealed_then("a sealed fetch sent twice (replayed) is dropped",
+                [](int, std::vector<uint8_t>& m) {
+                  const auto once = m;
+                  m.insert(m.end(), once.begin(), once.end());
+                });
+    sealed_then("an unsealed fetch after authentication is dropped",
+                [&](int, std::vector<uint8_t>& m) {
+                  // Twice: the second's first bytes are where the first's tag should be.
+                  m = message(peer::Op::kFetch, body.data(), blen);
+                  const auto once = m;
+                  m.insert(m.end(), once.begin(), once.end());
+                });
+  }
+
   printf("%d failure(s)\n", g_failures);
   return g_failures ? 1 : 0;
 }

@@ -316,6 +316,19 @@ TEST(PeerAbi, HeaderAndBodies) {
   EXPECT_EQ(sizeof(peer::ChallengeBody), 128u);
   EXPECT_FIELD(peer::ChallengeBody, proof, 96, 32);
   EXPECT_EQ(sizeof(peer::AuthBody), 32u);
+  EXPECT_EQ(sizeof(peer::HelloV2Body), 104u);
+  EXPECT_FIELD(peer::HelloV2Body, node_id, 0, 64);
+  EXPECT_FIELD(peer::HelloV2Body, nonce, 64, 32);
+  EXPECT_FIELD(peer::HelloV2Body, integrity, 96, 1);
+  EXPECT_FIELD(peer::HelloV2Body, reserved, 97, 7);
+  EXPECT_EQ(sizeof(peer::ChallengeV2Body), 136u);
+  EXPECT_FIELD(peer::ChallengeV2Body, node_id, 0, 64);
+  EXPECT_FIELD(peer::ChallengeV2Body, nonce, 64, 32);
+  EXPECT_FIELD(peer::ChallengeV2Body, proof, 96, 32);
+  EXPECT_FIELD(peer::ChallengeV2Body, integrity, 128, 1);
+  EXPECT_FIELD(peer::ChallengeV2Body, reserved, 129, 7);
+  EXPECT_EQ(peer::kTagBytes, 16u);
+  EXPECT_EQ(peer::kKeyBytes, 16u);
   using F = peer::FetchBody;
   EXPECT_EQ(sizeof(F), 40u);
   EXPECT_FIELD(F, key_hi, 0, 8);
@@ -331,7 +344,7 @@ TEST(PeerAbi, HeaderAndBodies) {
   EXPECT_FIELD(R, length, 4, 4);
   EXPECT_FIELD(R, data_crc, 8, 4);
   EXPECT_EQ(peer::kMagic, 0x31504344u);
-  EXPECT_EQ(peer::kVersion, 2);  // 2: XXH3-128 file key with inode and ctime
+  EXPECT_EQ(peer::kVersion, 2);  // 2: XXH3-128 file keys with inode and ctime; sealed frames
 }
 
 TEST(PeerAbi, OpcodesAndStatusNeverRenumbered) {
@@ -343,6 +356,11 @@ TEST(PeerAbi, OpcodesAndStatusNeverRenumbered) {
   EXPECT_EQ(static_cast<uint16_t>(peer::Op::kFetchReply), 6);
   EXPECT_EQ(static_cast<uint16_t>(peer::Op::kPing), 7);
   EXPECT_EQ(static_cast<uint16_t>(peer::Op::kPong), 8);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kHelloV2), 9);
+  EXPECT_EQ(static_cast<uint16_t>(peer::Op::kChallengeV2), 10);
+  EXPECT_EQ(static_cast<uint8_t>(peer::Integrity::kCrc), 0);
+  EXPECT_EQ(static_cast<uint8_t>(peer::Integrity::kMac), 1);
+  EXPECT_EQ(static_cast<uint8_t>(peer::Integrity::kEncrypt), 2);
   EXPECT_EQ(static_cast<int32_t>(peer::Status::kOk), 0);
   EXPECT_EQ(static_cast<int32_t>(peer::Status::kBadRequest), 1);
   EXPECT_EQ(static_cast<int32_t>(peer::Status::kNotFound), 2);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "daemon/net/auth.h"
 
@@ -29,46 +30,64 @@ struct Nonces {
 TEST(Auth, HandshakeRoundTrip) {
   const std::string secret = "correct horse battery staple";
   const Nonces n;
-  const AuthProof from_server = prove(secret, kAuthRoleServer, n.server, n.client, "node-b");
-  EXPECT_TRUE(verify(secret, kAuthRoleServer, n.server, n.client, "node-b", from_server));
-  const AuthProof from_client = prove(secret, kAuthRoleClient, n.client, n.server, "node-a");
-  EXPECT_TRUE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", from_client));
+  const AuthProof from_server =
+      prove(secret, kAuthRoleServer, n.server, n.client, "node-b", "node-a", 1);
+  EXPECT_TRUE(
+      verify(secret, kAuthRoleServer, n.server, n.client, "node-b", "node-a", 1, from_server));
+  const AuthProof from_client =
+      prove(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1);
+  EXPECT_TRUE(
+      verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, from_client));
   EXPECT_NE(from_server, from_client);
 }
 
 TEST(Auth, WrongSecretFails) {
   const Nonces n;
-  const AuthProof p = prove("secret-one", kAuthRoleClient, n.client, n.server, "node-a");
-  EXPECT_FALSE(verify("secret-two", kAuthRoleClient, n.client, n.server, "node-a", p));
-  EXPECT_FALSE(verify("secret-on", kAuthRoleClient, n.client, n.server, "node-a", p));
+  const AuthProof p =
+      prove("secret-one", kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1);
+  EXPECT_FALSE(verify("secret-two", kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, p));
+  EXPECT_FALSE(verify("secret-on", kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, p));
 }
 
 // A server's proof reflected back to it as a client's must not pass.
 TEST(Auth, ReflectedProofFails) {
   const std::string secret = "s3cret";
   const Nonces n;
-  const AuthProof p = prove(secret, kAuthRoleServer, n.server, n.client, "node-b");
-  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.server, n.client, "node-b", p));
-  const AuthProof q = prove(secret, kAuthRoleClient, n.client, n.server, "node-a");
-  EXPECT_FALSE(verify(secret, kAuthRoleServer, n.client, n.server, "node-a", q));
+  const AuthProof p = prove(secret, kAuthRoleServer, n.server, n.client, "node-b", "node-a", 1);
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.server, n.client, "node-b", "node-a", 1, p));
+  const AuthProof q = prove(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1);
+  EXPECT_FALSE(verify(secret, kAuthRoleServer, n.client, n.server, "node-a", "node-b", 1, q));
 }
 
 TEST(Auth, AlteredNonceOrIdFails) {
   const std::string secret = "s3cret";
   Nonces n;
-  const AuthProof p = prove(secret, kAuthRoleClient, n.client, n.server, "node-a");
-  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.server, n.client, "node-a", p));  // swapped
-  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-x", p));
+  const AuthProof p = prove(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1);
+  EXPECT_FALSE(
+      verify(secret, kAuthRoleClient, n.server, n.client, "node-a", "node-b", 1, p));  // swapped
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-x", "node-b", 1, p));
   n.server[31] ^= 1;
-  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", p));
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, p));
   n.server[31] ^= 1;
   n.client[0] ^= 0x80;
-  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", p));
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, p));
   n.client[0] ^= 0x80;
   AuthProof bad = p;
   bad[7] ^= 4;
-  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", bad));
-  EXPECT_TRUE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", p));
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, bad));
+  EXPECT_TRUE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, p));
+}
+
+// A relay that rewrites the id the prover believes it talks to, or the integrity
+// mode either side asked for (a downgrade to crc), makes the proof fail.
+TEST(Auth, AlteredPeerIdOrIntegrityFails) {
+  const std::string secret = "s3cret";
+  const Nonces n;
+  const AuthProof p = prove(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1);
+  EXPECT_TRUE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 1, p));
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-c", 1, p));
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 0, p));
+  EXPECT_FALSE(verify(secret, kAuthRoleClient, n.client, n.server, "node-a", "node-b", 2, p));
 }
 
 TEST(Auth, NoncesDiffer) {
@@ -87,14 +106,80 @@ TEST(Auth, GoldenProof) {
     mine[i] = static_cast<uint8_t>(i);
     theirs[i] = static_cast<uint8_t>(0xff - i);
   }
-  const AuthProof p = prove("cluster-secret", kAuthRoleClient, mine, theirs, "node-a");
+  const AuthProof p = prove("cluster-secret", kAuthRoleClient, mine, theirs, "node-a", "node-b", 1);
   std::string hex;
   for (uint8_t b : p) {
     char h[3];
     std::snprintf(h, sizeof h, "%02x", b);
     hex += h;
   }
-  EXPECT_EQ(hex, "d16c2fc12f958caa5204ef1be6fb60d7285c16b330684ab8c767d3a7e1563d95");
+  EXPECT_EQ(hex, "e95e50ae8f5e4ebef70e5582b78619f5dfc4b68c692e1703e066e13c0a0d29d3");
+}
+
+// Both ends derive the same pair of session keys from what each saw of the
+// handshake, and the two directions differ.
+TEST(SessionKeys, BothSidesAgree) {
+  const Nonces n;
+  auto client = derive_session_keys("s3cret", n.client, n.server, "node-a", "node-b", 1);
+  auto server = derive_session_keys("s3cret", n.client, n.server, "node-a", "node-b", 1);
+  ASSERT_TRUE(client && server);
+  EXPECT_EQ(client->client_to_server, server->client_to_server);
+  EXPECT_EQ(client->server_to_client, server->server_to_client);
+  EXPECT_NE(client->client_to_server, client->server_to_client);
+}
+
+// Any other secret, nonce, id, role or mode gives keys unrelated to these: a relay
+// or a second connection cannot reuse one connection's keys.
+TEST(SessionKeys, EveryInputChangesTheKeys) {
+  Nonces n;
+  auto base = derive_session_keys("s3cret", n.client, n.server, "node-a", "node-b", 1);
+  ASSERT_TRUE(base);
+  std::vector<SessionKeys> others;
+  auto add = [&](Result<SessionKeys> k) {
+    ASSERT_TRUE(k);
+    others.push_back(*k);
+  };
+  add(derive_session_keys("s3cres", n.client, n.server, "node-a", "node-b", 1));
+  add(derive_session_keys("s3cret", n.server, n.client, "node-a", "node-b", 1));  // nonces swapped
+  add(derive_session_keys("s3cret", n.client, n.server, "node-b", "node-a", 1));  // roles swapped
+  add(derive_session_keys("s3cret", n.client, n.server, "node-a", "node-c", 1));
+  add(derive_session_keys("s3cret", n.client, n.server, "node-x", "node-b", 1));
+  add(derive_session_keys("s3cret", n.client, n.server, "node-a", "node-b", 2));
+  add(derive_session_keys("s3cret", n.client, n.server, "node-a", "node-b", 0));
+  n.client[5] ^= 1;
+  add(derive_session_keys("s3cret", n.client, n.server, "node-a", "node-b", 1));
+  n.client[5] ^= 1;
+  n.server[31] ^= 0x80;
+  add(derive_session_keys("s3cret", n.client, n.server, "node-a", "node-b", 1));
+  for (const SessionKeys& k : others) {
+    EXPECT_NE(k.client_to_server, base->client_to_server);
+    EXPECT_NE(k.server_to_client, base->server_to_client);
+    EXPECT_NE(k.client_to_server, base->server_to_client);
+    EXPECT_NE(k.server_to_client, base->client_to_server);
+  }
+}
+
+// Golden values: the key schedule is wire protocol. Cross-checked with Python's
+// hmac module (RFC 5869 extract + expand over the layout documented in auth.h).
+TEST(SessionKeys, GoldenKeys) {
+  uint8_t c[kAuthNonceSize], s[kAuthNonceSize];
+  for (size_t i = 0; i < kAuthNonceSize; ++i) {
+    c[i] = static_cast<uint8_t>(i);
+    s[i] = static_cast<uint8_t>(0xff - i);
+  }
+  auto k = derive_session_keys("cluster-secret", c, s, "node-a", "node-b", 1);
+  ASSERT_TRUE(k);
+  auto hex = [](const SessionKey& key) {
+    std::string out;
+    for (uint8_t b : key) {
+      char h[3];
+      std::snprintf(h, sizeof h, "%02x", b);
+      out += h;
+    }
+    return out;
+  };
+  EXPECT_EQ(hex(k->client_to_server), "22517ef559e390f0bd990f937b34764e");
+  EXPECT_EQ(hex(k->server_to_client), "66faab4f5314d061d711b21ad9f88664");
 }
 
 // A private directory per test, removed with everything in it.

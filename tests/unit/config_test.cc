@@ -331,6 +331,22 @@ TEST_F(ConfigTest, ClusterSendPath) {
   EXPECT_TRUE(Has(Reject(std::string(kClusterHead) + "send = 1\n"), "'cluster.send'"));
 }
 
+// Peer frames are authenticated unless a node opts out explicitly.
+TEST_F(ConfigTest, ClusterIntegrity) {
+  for (const char* mode : {"mac", "encrypt", "crc"}) {
+    auto r = Parse(std::string(kClusterHead) + "integrity = \"" + mode + "\"\n");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->cluster.integrity, mode);
+  }
+  auto d = Parse(kClusterHead);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->cluster.integrity, "mac");
+  const std::string msg = Reject(std::string(kClusterHead) + "integrity = \"none\"\n");
+  EXPECT_TRUE(Has(msg, "'cluster.integrity'"));
+  EXPECT_TRUE(Has(msg, "\"crc\""));
+  EXPECT_TRUE(Has(Reject(std::string(kClusterHead) + "integrity = true\n"), "'cluster.integrity'"));
+}
+
 }  // namespace
 
 // [cluster] etcd TLS and auth keys: files are checked at load (exist, readable,
