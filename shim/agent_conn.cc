@@ -158,7 +158,14 @@ bool connect_by(Conn& c, uint64_t deadline) {
     note_silence(t);
     return false;
   };
-  if (syscall(SYS_connect, fd, &addr, sizeof addr) != 0) return refused();
+  // A full listen backlog (many processes connecting at once to a busy agent)
+  // fails a non-blocking connect with EAGAIN; a unix socket offers nothing to
+  // wait on for it, so it is retried every millisecond until the deadline.
+  while (syscall(SYS_connect, fd, &addr, sizeof addr) != 0) {
+    if (errno != EAGAIN || now_ns() >= deadline) return errno == EAGAIN ? failed() : refused();
+    timespec pause{0, 1000000};
+    syscall(SYS_ppoll, nullptr, 0, &pause, nullptr, 0);
+  }
   const bool want_ring = __atomic_load_n(&g_state.region_owner, __ATOMIC_ACQUIRE) < 0;
   ctl::HelloRequest hello{};
   hello.h = ctl::make_header(ctl::Op::kHello, sizeof hello, c.next_request++);

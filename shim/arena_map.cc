@@ -86,9 +86,33 @@ void retire(const ArenaView* v) {
   unlock(&g_state.install_lock);
 }
 
+const ArenaView* ask_for_arena();
+
 // No arena: ask the agent for one (a dataset read is the only caller).
 const ArenaView* connect_for_arena() {
   if (!g_state.enabled) return nullptr;
+  // One thread asks; the others wait for its answer, so the threads of a process
+  // that start reading together are all served (not read from the file) once the
+  // agent answers. Bounded by the agent deadline; a signal handler that interrupts
+  // the asking thread itself does not wait for it.
+  const int me = static_cast<int>(syscall(SYS_gettid));
+  int none = 0;
+  if (!__atomic_compare_exchange_n(&g_state.arena_connector, &none, me, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    if (none == me) return nullptr;
+    const uint64_t until = now_ns() + kAgentDeadlineNs;
+    while (__atomic_load_n(&g_state.arena_connector, __ATOMIC_ACQUIRE) != 0 && now_ns() < until) {
+      timespec pause{0, 1000000};
+      syscall(SYS_ppoll, nullptr, 0, &pause, nullptr, 0);
+    }
+    return __atomic_load_n(&g_state.arena, __ATOMIC_ACQUIRE);
+  }
+  const ArenaView* got = ask_for_arena();
+  __atomic_store_n(&g_state.arena_connector, 0, __ATOMIC_RELEASE);
+  return got;
+}
+
+const ArenaView* ask_for_arena() {
   const uint64_t now = now_ns();
   if (now < __atomic_load_n(&g_state.next_arena_try_ns, __ATOMIC_RELAXED) || agent_backed_off(now))
     return nullptr;

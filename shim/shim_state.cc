@@ -50,6 +50,7 @@ void shim_state_after_fork_child() {
   s.next_connect_ns = 0;
   s.next_liveness_ns = 0;
   s.next_arena_try_ns = 0;
+  s.arena_connector = 0;
   s.region_owner = -1;
   s.next_session_try_ns = 0;
 }

@@ -105,6 +105,11 @@ struct ShimState {
   // next_arena_try_ns: with no arena, a dataset read connects at most this often.
   //   fork: 0. restart: 0 on detection.
   uint64_t next_arena_try_ns = 0;
+  // arena_connector: tid of the thread asking the agent for an arena (0: none);
+  //   other threads wait for its answer (within the agent deadline) instead of
+  //   reading the file themselves. fork: 0 (that thread is not in the child).
+  //   restart: untouched (the asking thread clears it).
+  int arena_connector = 0;
 
   // --- Dataset roots (dataset_roots.cc), or null while unknown. Lists are never
   // freed (a thread may be reading one). fork: kept. vfork: read only.
