@@ -97,6 +97,7 @@ Status Agent::start() {
   if (!add(listen_.fd, tag(kListen)) || !add(timer_fd_, tag(kTimer)) ||
       !add(signal_fd_, tag(kSignal)) || !add(reader_->event_fd(), tag(kIo)))
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + strerror(errno));
+  listen_pause_.attach(epoll_fd_, listen_.fd, tag(kListen));
   if (config_.cluster.enabled) {
     if (auto st = start_cluster(); !st) return st;
   }
@@ -156,6 +157,7 @@ void Agent::on_tick() {
   uint64_t expirations;
   while (read(timer_fd_, &expirations, sizeof expirations) > 0) {
   }
+  listen_pause_.tick(now_ms());
   if (cluster_) cluster_->tick(now_ms());
   if (watchdog_usec_) {
     uint64_t now = now_ms();
@@ -170,8 +172,12 @@ void Agent::accept_clients() {
   for (;;) {
     int fd = accept4(listen_.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        DC_LOG_WARN("accept: %s", strerror(errno));
+      const int e = errno;
+      if (listen_pause_.on_accept_error(e, now_ms()))
+        DC_LOG_WARN_LIMITED("accept on the control socket: %s; not accepting for %llu ms",
+                            strerror(e), static_cast<unsigned long long>(AcceptPause::kPauseMs));
+      else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+        DC_LOG_WARN_LIMITED("accept on the control socket: %s", strerror(e));
       return;
     }
     auto cred = peer_credentials(fd);

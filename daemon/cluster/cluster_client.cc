@@ -315,6 +315,8 @@ void Cluster::flush_all() {
 
 void Cluster::tick(uint64_t now_ms) {
   now_ms_ = now_ms;
+  listen_pause_.tick(now_ms);
+  expire_handshakes();
   for (auto& rp : remotes_) {
     Remote& r = *rp;
     if (r.links.empty()) {

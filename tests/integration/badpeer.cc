@@ -4,6 +4,12 @@
 // may not make, and verified bytes for one it may.
 //
 //   dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT GOOD_REL_PATH
+//
+// A separate mode plays a peer that asks for many blocks and reads none of the
+// replies for a while (the owner must not buffer them all), then reads them all
+// (they must all arrive, right: the owner resumed once they drained):
+//
+//   dcbadpeer --no-read HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT REL_PATH COUNT HOLD_SECONDS
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -221,9 +227,74 @@ void check_ranges(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const
             std::equal(data.begin(), data.end(), content.begin() + static_cast<long>(bs + 7)) && data.size() == 9);
 }
 
+// Sends `count` fetches of block 0 of `path` (its whole length `block_len`),
+// prints "sent", reads nothing for `hold_s` seconds, then reads every reply.
+int no_read(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::string& path,
+            uint32_t block_len, int count, int hold_s) {
+  std::vector<uint8_t> body(sizeof(peer::FetchBody) + ds.size() + path.size());
+  peer::FetchBody f{
+      hi, lo, 0, 0, block_len, static_cast<uint16_t>(ds.size()), static_cast<uint16_t>(path.size()),
+      0};
+  memcpy(body.data(), &f, sizeof f);
+  memcpy(body.data() + sizeof f, ds.data(), ds.size());
+  memcpy(body.data() + sizeof f + ds.size(), path.data(), path.size());
+  for (int i = 0; i < count; ++i)
+    send_msg(fd, peer::Op::kFetch, static_cast<uint32_t>(100 + i), body.data(),
+             static_cast<uint32_t>(body.size()));
+  printf("sent %d fetches\n", count);
+  fflush(stdout);
+  sleep(static_cast<unsigned>(hold_s));
+  timeval tv{30, 0};  // the owner may be slow to resume under load; not forever
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int good = 0;
+  std::vector<uint8_t> data;
+  for (int i = 0; i < count; ++i) {
+    peer::Header h;
+    peer::FetchReplyBody r;
+    if (!recv_all(fd, &h, sizeof h) || !recv_all(fd, &r, sizeof r)) break;
+    data.resize(r.length);
+    if (r.length && !recv_all(fd, data.data(), r.length)) break;
+    good +=
+        r.status == 0 && r.length == block_len && crc32c(data.data(), data.size()) == r.data_crc;
+  }
+  printf("replies: %d of %d right\n", good, count);
+  return good == count ? 0 : 1;
+}
+
+FileKey key_of(const std::string& ds, const std::string& root, const std::string& path,
+               struct stat* st) {
+  if (stat((root + "/" + path).c_str(), st) != 0) {
+    perror("stat");
+    exit(2);
+  }
+  return make_file_key(ds.data(), ds.size(), path.data(), path.size(),
+                       static_cast<uint64_t>(st->st_size),
+                       static_cast<uint64_t>(st->st_mtim.tv_sec) * 1000000000ULL +
+                           static_cast<uint64_t>(st->st_mtim.tv_nsec));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 10 && strcmp(argv[1], "--no-read") == 0) {
+    g_host = argv[2];
+    g_port = atoi(argv[3]);
+    auto secret = load_secret(argv[4]);
+    if (!secret) {
+      fprintf(stderr, "%s\n", secret.error().message.c_str());
+      return 2;
+    }
+    struct stat st {};
+    const FileKey key = key_of(argv[5], argv[6], argv[7], &st);
+    const int fd = authenticate(*secret);
+    if (fd < 0) {
+      fprintf(stderr, "dcbadpeer: authentication failed\n");
+      return 1;
+    }
+    // The agent under test runs 1 MiB blocks (tests/integration/lib.sh).
+    const uint32_t block_len = static_cast<uint32_t>(std::min<off_t>(st.st_size, 1 << 20));
+    return no_read(fd, key.hi, key.lo, argv[5], argv[7], block_len, atoi(argv[8]), atoi(argv[9]));
+  }
   if (argc != 7) {
     fprintf(stderr, "usage: dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT REL_PATH\n");
     return 2;
