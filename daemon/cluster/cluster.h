@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -157,6 +158,10 @@ class Cluster : public PeerConnHandler {
     // replies will hold: with the replies queued, what reading more would add to.
     std::unordered_multimap<uint32_t, uint32_t> in_service;  // request id -> reply bytes counted
     uint64_t in_service_bytes = 0;
+    // Requests read while over the bound (a read pass takes up to 64 messages):
+    // served, in order, as the replies drain. Small (no reply bytes yet).
+    std::deque<PeerServeRequest> deferred;
+    bool draining = false;     // serving `deferred` (serve() may answer, and re-enter)
     bool read_paused = false;  // not read until its queued replies drain
     bool authed = false;
     bool challenged = false;
@@ -182,6 +187,8 @@ class Cluster : public PeerConnHandler {
   // Stops or resumes reading an inbound peer by what it has queued, and sets the
   // events its connection is polled for.
   void watch_inbound(Inbound& in);
+  bool over_reply_bound(const Inbound& in) const;
+  void serve_inbound(Inbound& in, PeerServeRequest req);
   void expire_fetches(Remote& r);
   bool on_remote_message(Remote& r, Link& l, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
                          std::vector<iovec>* data_dest);

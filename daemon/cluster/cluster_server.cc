@@ -23,11 +23,11 @@ using peer_util::tune_socket;
 namespace {
 
 // What one inbound connection may hold in replies it has not read, plus the
-// replies of requests still being served: past it, its requests are not read
-// (TCP then stops the sender) until the queue drains. Generous for a member (a
-// few socket buffers' worth of blocks), and the bound on what a peer that never
-// reads can make the owner hold: this, plus the requests of one read pass
-// (PeerConn reads at most 64 messages a wakeup) times their block size.
+// replies of requests still being served: past it, its requests are not served
+// (those already read wait, small, in `deferred`) nor read (TCP then stops the
+// sender) until the queue drains. Generous for a member (a few socket buffers'
+// worth of blocks), and the bound on what a peer that never reads can make the
+// owner hold: this plus one reply.
 constexpr uint64_t kReplyQueueBound = uint64_t{64} << 20;
 
 std::string address_of(const sockaddr_storage& a) {
@@ -122,9 +122,32 @@ void Cluster::expire_handshakes() {
   }
 }
 
+bool Cluster::over_reply_bound(const Inbound& in) const {
+  return in.conn->queued_bytes() + in.in_service_bytes > kReplyQueueBound;
+}
+
+void Cluster::serve_inbound(Inbound& in, PeerServeRequest req) {
+  // Counted before serve(): it may answer at once (a refusal).
+  // (A length of 0 means to the block's end: counted as the largest block.)
+  const uint32_t bytes = req.length ? req.length : peer::kMaxDataBody;
+  in.in_service.emplace(req.request_id, bytes);
+  in.in_service_bytes += bytes;
+  ++counters_.peer_requests_served;
+  hooks_.serve(req);
+}
+
 void Cluster::watch_inbound(Inbound& in) {
   PeerConn& c = *in.conn;
-  const bool over = c.queued_bytes() + in.in_service_bytes > kReplyQueueBound;
+  if (!in.draining) {
+    in.draining = true;
+    while (!in.deferred.empty() && !over_reply_bound(in)) {
+      PeerServeRequest req = std::move(in.deferred.front());
+      in.deferred.pop_front();
+      serve_inbound(in, std::move(req));
+    }
+    in.draining = false;
+  }
+  const bool over = over_reply_bound(in) || !in.deferred.empty();
   if (over && !in.read_paused) ++counters_.peer_reads_paused;
   in.read_paused = over;
   epoll_event ev{};
@@ -178,12 +201,11 @@ bool Cluster::on_inbound_message(Inbound& in, const peer::Header& h, const uint8
       req.length = f.length;
       req.dataset.assign(reinterpret_cast<const char*>(body) + sizeof f, f.dataset_len);
       req.path.assign(reinterpret_cast<const char*>(body) + sizeof f + f.dataset_len, f.path_len);
-      ++counters_.peer_requests_served;
-      // Counted before serve(): it may answer at once (a refusal).
-      // (A length of 0 means to the block's end: counted as the largest block.)
-      in.in_service.emplace(h.request_id, f.length ? f.length : peer::kMaxDataBody);
-      in.in_service_bytes += f.length ? f.length : peer::kMaxDataBody;
-      hooks_.serve(req);
+      // Over the bound, later: the owner holds at most the bound plus one reply.
+      if (over_reply_bound(in) || !in.deferred.empty())
+        in.deferred.push_back(std::move(req));
+      else
+        serve_inbound(in, std::move(req));
       return true;
     }
     default:
