@@ -112,6 +112,7 @@ Status Agent::start() {
       !add(signal_fd_, tag(kSignal)) || !add(reader_->event_fd(), tag(kIo)) ||
       !add(origin_workers_->event_fd(), tag(kOriginWorkers)))
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + strerror(errno));
+  listen_pause_.attach(epoll_fd_, listen_.fd, tag(kListen));
   if (config_.cluster.enabled) {
     if (auto st = start_cluster(); !st) return st;
   }
@@ -175,6 +176,7 @@ void Agent::on_tick() {
   while (read(timer_fd_, &expirations, sizeof expirations) > 0) {
   }
   reader_->retry_pending();
+  listen_pause_.tick(now_ms());
   if (cluster_) cluster_->tick(now_ms());
   if (watchdog_usec_) {
     uint64_t now = now_ms();
@@ -189,8 +191,12 @@ void Agent::accept_clients() {
   for (;;) {
     int fd = accept4(listen_.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        DC_LOG_WARN("accept: %s", strerror(errno));
+      const int e = errno;
+      if (listen_pause_.on_accept_error(e, now_ms()))
+        DC_LOG_WARN_LIMITED("accept on the control socket: %s; not accepting for %llu ms",
+                            strerror(e), static_cast<unsigned long long>(AcceptPause::kPauseMs));
+      else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+        DC_LOG_WARN_LIMITED("accept on the control socket: %s", strerror(e));
       return;
     }
     auto cred = peer_credentials(fd);

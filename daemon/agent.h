@@ -20,6 +20,7 @@
 #include "daemon/control/messages.h"
 #include "daemon/control/socket_io.h"
 #include "daemon/metrics/stats.h"
+#include "daemon/net/accept_pause.h"
 #include "daemon/origin/origin_files.h"
 #include "daemon/origin/origin_reader.h"
 #include "daemon/origin/origin_workers.h"
@@ -139,6 +140,7 @@ class Agent {
   uint64_t next_fill_group_ = 1;
   uint64_t next_peer_request_ = 1;
   ListenSocket listen_;
+  AcceptPause listen_pause_;  // the control socket out of descriptors: not polled for a while
   int epoll_fd_ = -1;
   int timer_fd_ = -1;
   int signal_fd_ = -1;

@@ -127,6 +127,15 @@ void Agent::serve_peer_from(const PeerServeRequest& req, const OriginFile& f) {
   // The block is filled whole either way; the reply carries the range.
   if (req.offset >= len || (req.length != 0 && uint64_t{req.offset} + req.length > len))
     return refuse(peer::Status::kBadRequest);
+  // No wait cycle between nodes: a peer's request never joins a fill that itself
+  // waits on a peer. Two nodes whose placements disagree (an etcd change in
+  // flight, different static weights) could otherwise each wait for the other's
+  // copy of the same block, forever. The asker reads the origin instead.
+  for (const auto& [handle, fill] : peer_fills_) {
+    if (fill.key == req.key && fill.block == req.block) {
+      return refuse(peer::Status::kNotOwner);
+    }
+  }
   const uint64_t id = next_peer_request_++;
   peer_requests_[id] = req;
   BlockCache::Handle h;

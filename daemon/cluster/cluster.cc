@@ -5,6 +5,7 @@
 
 #include <netdb.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -135,6 +136,13 @@ Status Cluster::start(int epoll_fd, uint64_t (*tag)(uint64_t)) {
   }
   listen_fd_ = fd;
   watch(fd, kListenId, false, true);
+  listen_pause_.attach(epoll_fd_, fd, tag_(kListenId));
+  // Peers never take more than half the descriptors: the rest stays for the
+  // control socket's clients, origin files and connections out.
+  max_inbound_ = config_.max_inbound_connections;
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+    max_inbound_ = std::min<size_t>(max_inbound_, std::max<rlim_t>(nofile.rlim_cur / 2, 1));
   DC_LOG_INFO("cluster: node %s serving peers on %s; %zu member(s)", config_.node_id.c_str(),
               config_.listen.c_str(), member_ids_.size());
   return ok_status();
@@ -183,7 +191,15 @@ void Cluster::on_event(uint64_t id, uint32_t events) {
   auto it = inbound_.find(id);
   if (it == inbound_.end()) return;
   PeerConn& c = *it->second.conn;
-  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c.on_readable(*this)) {
+  if (it->second.read_paused) {
+    // Not reading its requests: a hang-up still ends it, and zero-copy completions
+    // (EPOLLERR) are still collected.
+    if (events & EPOLLHUP) {
+      drop_inbound(id, "closed by peer");
+      return;
+    }
+    if (events & EPOLLERR) c.poll_done();
+  } else if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c.on_readable(*this)) {
     drop_inbound(id, c.error());
     return;
   }
@@ -193,7 +209,7 @@ void Cluster::on_event(uint64_t id, uint32_t events) {
     drop_inbound(id, it->second.conn->error());
     return;
   }
-  watch(it->second.conn->fd(), id, it->second.conn->wants_write(), false);
+  watch_inbound(it->second);
 }
 
 // ---- introspection for dcctl ----

@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "daemon/cluster/link_policy.h"
 #include "daemon/cluster/peer_conn.h"
 #include "daemon/config/config.h"
+#include "daemon/net/accept_pause.h"
 #include "daemon/ring/placement.h"
 #include "dc/file_key.h"
 
@@ -42,6 +44,18 @@ struct ClusterCounters {
   uint64_t peer_auth_errors = 0;        // sealed parts whose GCM tag failed (connection dropped)
   uint64_t peers_rejected = 0;          // unauthenticated or malformed peers dropped
   uint64_t peer_requests_served = 0;
+  // bounds: what the limits on peers did. Fetches not answered within
+  // fetch_timeout, or answered kNotOwner (both read from the origin); requests
+  // this node answered kNotOwner; inbound connections dropped for not
+  // authenticating in time, or closed at accept for being too many (in all or
+  // from one address); times an inbound peer stopped being read (replies it did
+  // not read).
+  uint64_t peer_fetch_timeouts = 0;
+  uint64_t peer_not_owner = 0;
+  uint64_t peer_requests_not_owner = 0;
+  uint64_t peer_handshake_timeouts = 0;
+  uint64_t peers_over_cap = 0;
+  uint64_t peer_reads_paused = 0;
 };
 
 class Cluster : public PeerConnHandler {
@@ -85,6 +99,7 @@ class Cluster : public PeerConnHandler {
   void poll_sends();  // releases pins the kernel is done with (also run by tick)
 
   const ClusterCounters& counters() const { return counters_; }
+  uint64_t accept_pauses() const { return listen_pause_.pauses(); }
   std::string ring_json() const;
   std::string peers_json() const;
 
@@ -99,6 +114,8 @@ class Cluster : public PeerConnHandler {
     std::vector<iovec> dest;
     uint32_t length = 0;
     uint32_t crc = 0;
+    uint64_t sent_ms = 0;    // the fetch must be answered by sent_ms + fetch_timeout
+    bool receiving = false;  // its data is arriving into `dest`: it cannot be abandoned alone
   };
   enum class State { kDown, kConnecting, kHelloSent, kUp };
   // One authenticated connection to a member. Requests in flight belong to the
@@ -136,6 +153,17 @@ class Cluster : public PeerConnHandler {
   };
   struct Inbound {
     std::unique_ptr<PeerConn> conn;
+    std::string address;     // the peer's IP address (caps per address)
+    uint64_t opened_ms = 0;  // accepted: it must authenticate within member_timeout
+    // Requests handed to the agent and not answered yet, and the bytes their
+    // replies will hold: with the replies queued, what reading more would add to.
+    std::unordered_multimap<uint32_t, uint32_t> in_service;  // request id -> reply bytes counted
+    uint64_t in_service_bytes = 0;
+    // Requests read while over the bound (a read pass takes up to 64 messages):
+    // served, in order, as the replies drain. Small (no reply bytes yet).
+    std::deque<PeerServeRequest> deferred;
+    bool draining = false;     // serving `deferred` (serve() may answer, and re-enter)
+    bool read_paused = false;  // not read until its queued replies drain
     bool authed = false;
     bool challenged = false;
     bool integrity_mismatch = false;  // HelloV2 asked for another integrity: refuse its Auth
@@ -155,7 +183,15 @@ class Cluster : public PeerConnHandler {
   void maybe_grow(Remote& r);
   void close_idle_links(Remote& r);
   void accept_peers();
+  bool admit_inbound(const std::string& address);  // under the caps on inbound connections
   void drop_inbound(uint64_t id, const std::string& why);
+  void expire_handshakes();
+  // Stops or resumes reading an inbound peer by what it has queued, and sets the
+  // events its connection is polled for.
+  void watch_inbound(Inbound& in);
+  bool over_reply_bound(const Inbound& in) const;
+  void serve_inbound(Inbound& in, PeerServeRequest req);
+  void expire_fetches(Remote& r);
   bool on_remote_message(Remote& r, Link& l, const peer::Header& h, const uint8_t* body, size_t len, uint32_t data_len,
                          std::vector<iovec>* data_dest);
   bool on_inbound_message(Inbound& in, const peer::Header& h, const uint8_t* body, size_t len);
@@ -176,6 +212,9 @@ class Cluster : public PeerConnHandler {
   int epoll_fd_ = -1;
   uint64_t (*tag_)(uint64_t) = nullptr;
   int listen_fd_ = -1;
+  AcceptPause listen_pause_;  // the listener out of descriptors: not polled for a while
+  size_t max_inbound_ = 0;    // max_inbound_connections, at most half the descriptor limit
+  std::unordered_map<std::string, uint32_t> inbound_by_address_;
   uint64_t next_conn_id_ = 1;
   uint64_t now_ms_ = 0;
   ClusterCounters counters_;

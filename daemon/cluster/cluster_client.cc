@@ -164,7 +164,7 @@ bool Cluster::fetch(int member, FileKey key, uint64_t block, uint32_t length, co
   memcpy(body.data() + sizeof f, dataset.data(), dataset.size());
   memcpy(body.data() + sizeof f + dataset.size(), path.data(), path.size());
   const uint32_t id = r.next_request++;
-  l.pending[id] = Pending{cookie, dest, length, 0};
+  l.pending[id] = Pending{cookie, dest, length, 0, now_ms_, false};
   l.in_flight_bytes += length;
   l.last_used_ms = now_ms_;
   l.conn->send(peer::Op::kFetch, id, body.data(), static_cast<uint32_t>(body.size()));
@@ -253,12 +253,18 @@ bool Cluster::on_remote_message(Remote& r, Link& l, const peer::Header& h, const
         l.in_flight_bytes -= p.length;
         l.pending.erase(it);
         ++counters_.peer_fetch_failures;
-        ++r.errors;
+        // Not an error of the member's: its view of placement differs from ours
+        // (or answering would have waited on another peer's copy).
+        if (rep.status == static_cast<int32_t>(peer::Status::kNotOwner))
+          ++counters_.peer_not_owner;
+        else
+          ++r.errors;
         hooks_.fetched(cookie, false, false);
         return true;  // data, if any, is discarded
       }
       p.crc = rep.data_crc;
       *data_dest = p.dest;
+      p.receiving = data_len > 0;
       return true;
     }
     default:
@@ -341,10 +347,52 @@ void Cluster::flush_all() {
   }
 }
 
+void Cluster::expire_fetches(Remote& r) {
+  std::vector<uint64_t> late;
+  for (size_t i = 0; i < r.links.size();) {
+    Link& l = *r.links[i];
+    bool arriving_late = false;
+    for (auto it = l.pending.begin(); it != l.pending.end();) {
+      const Pending& p = it->second;
+      if (now_ms_ - p.sent_ms <= config_.fetch_timeout_ms) {
+        ++it;
+      } else if (p.receiving) {
+        arriving_late = true;  // its bytes are being written into `dest`: only closing stops them
+        ++it;
+      } else {
+        late.push_back(p.cookie);
+        l.in_flight_bytes -= p.length;
+        it = l.pending.erase(it);  // an answer after this is discarded (no pending entry)
+      }
+    }
+    if (arriving_late) {
+      ++counters_.peer_fetch_timeouts;
+      close_link(r, i, "a reply took over " + std::to_string(config_.fetch_timeout_ms) + " ms",
+                 true);
+      continue;  // the next link moved to index i
+    }
+    ++i;
+  }
+  if (!late.empty())
+    DC_LOG_WARN_LIMITED(
+        "cluster: %zu fetch(es) from %s not answered within %u ms: reading the origin", late.size(),
+        r.config.id.c_str(), config_.fetch_timeout_ms);
+  // Last: the hook may start new fetches on this member's links.
+  for (uint64_t cookie : late) {
+    ++counters_.peer_fetch_timeouts;
+    ++counters_.peer_fetch_failures;
+    ++r.errors;
+    hooks_.fetched(cookie, false, false);
+  }
+}
+
 void Cluster::tick(uint64_t now_ms) {
   now_ms_ = now_ms;
+  listen_pause_.tick(now_ms);
+  expire_handshakes();
   for (auto& rp : remotes_) {
     Remote& r = *rp;
+    expire_fetches(r);
     if (r.links.empty()) {
       if (now_ms >= r.next_connect_ms) {
         r.next_connect_ms = now_ms + kReconnectMs;

@@ -119,6 +119,12 @@ class PeerConn {
   // Writes what the kernel takes. False on error. wants_write(): data still queued.
   bool flush();
   bool wants_write() const { return !out_.empty(); }
+  // Bytes queued that the kernel has not taken yet: replies the peer has not read.
+  uint64_t queued_bytes() const {
+    uint64_t n = 0;
+    for (const Chunk& c : out_) n += c.size() - c.done;
+    return n;
+  }
   // Releases pins the kernel is done with: reads zero-copy completions from the
   // error queue, or (sendfile) compares the bytes acknowledged with SIOCOUTQ.
   void poll_done();

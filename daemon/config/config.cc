@@ -270,7 +270,9 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
           t, "cluster.",
           {"node_id", "listen", "serve", "weight", "secret_file", "member_timeout", "copies_share",
            "membership", "etcd", "send", "integrity", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user",
-           "etcd_password_file", "max_connections_per_peer", "connection_idle"},
+           "etcd_password_file", "max_connections_per_peer", "connection_idle",
+           // bounds: peer fetch deadline, inbound connection caps
+           "fetch_timeout", "max_inbound_connections", "max_connections_per_address"},
           src);
       !s)
     return s;
@@ -325,6 +327,27 @@ Status parse_cluster(const toml::table& t, Config& c, const std::string& src) {
     auto v = duration_ms(*n, "cluster.connection_idle", src);
     if (!v) return v.error();
     k.connection_idle_ms = *v;
+  }
+  // bounds: how long a peer fetch may wait, how many peers may connect.
+  if (auto* n = t.get("fetch_timeout")) {
+    auto v = duration_ms(*n, "cluster.fetch_timeout", src);
+    if (!v) return v.error();
+    if (*v < 100) return key_error(src, n, "cluster.fetch_timeout", "must be at least 100ms");
+    k.fetch_timeout_ms = *v;
+  }
+  if (auto* n = t.get("max_inbound_connections")) {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 1 || *v > 65536)
+      return key_error(src, n, "cluster.max_inbound_connections",
+                       "expected a number from 1 to 65536");
+    k.max_inbound_connections = static_cast<uint32_t>(*v);
+  }
+  if (auto* n = t.get("max_connections_per_address")) {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 1 || *v > 65536)
+      return key_error(src, n, "cluster.max_connections_per_address",
+                       "expected a number from 1 to 65536");
+    k.max_connections_per_address = static_cast<uint32_t>(*v);
   }
   if (auto* n = t.get("membership")) {
     auto v = string_value(*n, "cluster.membership", src);

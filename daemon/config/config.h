@@ -33,6 +33,12 @@ struct ClusterConfig {
   double copies_share = 0.25;     // arena share for copies of blocks owned elsewhere
   uint32_t max_connections_per_peer = 4;  // connections to one member, opened as traffic grows
   uint32_t connection_idle_ms = 10000;    // an extra connection idle this long is closed
+  // bounds: a fetch a member has not answered in this long reads the origin instead.
+  uint32_t fetch_timeout_ms = 5000;
+  // bounds: inbound peer connections, in all (also at most half the descriptor
+  // limit) and from one address; over either, a new one is closed at once.
+  uint32_t max_inbound_connections = 1024;
+  uint32_t max_connections_per_address = 16;
   std::string membership = "static";  // "static" ([[peer]]) or "etcd"
   std::vector<std::string> etcd;      // "host:port" (http) or "https://host:port" endpoints
   // etcd over TLS and with auth (see daemon/cluster/etcd_client.h); empty: unused.

@@ -94,7 +94,7 @@ enum class Status : int32_t {
   kStale = 3,        // the owner sees another version of the file
   kIoError = 4,
   kOutsideDataset = 5,
-  kNotOwner = 6,     // reserved: the receiver does not own this block (no agent sends it yet; an owner serves what it is asked)
+  kNotOwner = 6,     // answering would wait on a copy this node is fetching from a peer (no wait cycle): read the origin
   kBusy = 7,
   kUnknownDataset = 8,
 };

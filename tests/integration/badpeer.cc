@@ -7,6 +7,12 @@
 // dropped and counted (peer_auth_errors).
 //
 //   dcbadpeer HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT GOOD_REL_PATH [INTEGRITY]
+//
+// A separate mode plays a peer that asks for many blocks and reads none of the
+// replies for a while (the owner must not buffer them all), then reads them all
+// (they must all arrive, right: the owner resumed once they drained):
+//
+//   dcbadpeer --no-read HOST PORT SECRET_FILE DATASET_NAME DATASET_ROOT REL_PATH COUNT HOLD_SECONDS
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -211,6 +217,25 @@ void close_session(int fd) {
 
 // Sends a fetch of [offset, offset + length) of `block` (length 0: to the block's
 // end) and reads the reply; returns its status (or -1) and the data.
+// Reads one FetchReply and its data, opening them if `fd` is sealed. *ok: the
+// tag (if sealed) and the data CRC both check.
+bool recv_fetch_reply(int fd, peer::FetchReplyBody* r, std::vector<uint8_t>* data, bool* ok) {
+  peer::Header h;
+  if (!recv_control(fd, &h, r, sizeof *r)) return false;
+  data->resize(r->length);
+  if (r->length && !recv_all(fd, data->data(), r->length)) return false;
+  bool tag_ok = true;
+  auto it = g_sessions.find(fd);
+  if (r->length && it != g_sessions.end() && it->second.in) {
+    uint8_t tag[peer::kTagBytes];
+    FrameSeal& o = *it->second.in;
+    tag_ok = recv_all(fd, tag, sizeof tag) && o.begin(&h, sizeof h) &&
+             o.update(data->data(), data->data(), data->size()) && o.finish_open(tag);
+  }
+  *ok = tag_ok && crc32c(data->data(), data->size()) == r->data_crc;
+  return true;
+}
+
 int fetch(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::string& path,
           std::vector<uint8_t>* data, bool* crc_ok, uint64_t block = 0, uint32_t offset = 0, uint32_t length = 0) {
   std::vector<uint8_t> body(sizeof(peer::FetchBody) + ds.size() + path.size());
@@ -219,20 +244,8 @@ int fetch(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::st
   memcpy(body.data() + sizeof f, ds.data(), ds.size());
   memcpy(body.data() + sizeof f + ds.size(), path.data(), path.size());
   send_msg(fd, peer::Op::kFetch, 9, body.data(), static_cast<uint32_t>(body.size()));
-  peer::Header h;
   peer::FetchReplyBody r;
-  if (!recv_control(fd, &h, &r, sizeof r)) return -1;
-  data->resize(r.length);
-  if (r.length && !recv_all(fd, data->data(), r.length)) return -1;
-  bool tag_ok = true;
-  auto it = g_sessions.find(fd);
-  if (r.length && it != g_sessions.end() && it->second.in) {
-    uint8_t tag[peer::kTagBytes];
-    FrameSeal& o = *it->second.in;
-    tag_ok = recv_all(fd, tag, sizeof tag) && o.begin(&h, sizeof h) &&
-             o.update(data->data(), data->data(), data->size()) && o.finish_open(tag);
-  }
-  *crc_ok = tag_ok && crc32c(data->data(), data->size()) == r.data_crc;
+  if (!recv_fetch_reply(fd, &r, data, crc_ok)) return -1;
   return r.status;
 }
 
@@ -293,9 +306,71 @@ void check_ranges(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const
             std::equal(data.begin(), data.end(), content.begin() + static_cast<long>(bs + 7)) && data.size() == 9);
 }
 
+// Sends `count` fetches of block 0 of `path` (its whole length `block_len`),
+// prints "sent", reads nothing for `hold_s` seconds, then reads every reply.
+int no_read(int fd, uint64_t hi, uint64_t lo, const std::string& ds, const std::string& path,
+            uint32_t block_len, int count, int hold_s) {
+  std::vector<uint8_t> body(sizeof(peer::FetchBody) + ds.size() + path.size());
+  peer::FetchBody f{
+      hi, lo, 0, 0, block_len, static_cast<uint16_t>(ds.size()), static_cast<uint16_t>(path.size()),
+      0};
+  memcpy(body.data(), &f, sizeof f);
+  memcpy(body.data() + sizeof f, ds.data(), ds.size());
+  memcpy(body.data() + sizeof f + ds.size(), path.data(), path.size());
+  for (int i = 0; i < count; ++i)
+    send_msg(fd, peer::Op::kFetch, static_cast<uint32_t>(100 + i), body.data(),
+             static_cast<uint32_t>(body.size()));
+  printf("sent %d fetches\n", count);
+  fflush(stdout);
+  sleep(static_cast<unsigned>(hold_s));
+  timeval tv{30, 0};  // the owner may be slow to resume under load; not forever
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int good = 0;
+  std::vector<uint8_t> data;
+  for (int i = 0; i < count; ++i) {
+    peer::FetchReplyBody r;
+    bool ok = false;
+    if (!recv_fetch_reply(fd, &r, &data, &ok)) break;
+    good += ok && r.status == 0 && r.length == block_len;
+  }
+  printf("replies: %d of %d right\n", good, count);
+  return good == count ? 0 : 1;
+}
+
+FileKey key_of(const std::string& ds, const std::string& root, const std::string& path,
+               struct stat* st) {
+  if (stat((root + "/" + path).c_str(), st) != 0) {
+    perror("stat");
+    exit(2);
+  }
+  return make_file_key(ds.data(), ds.size(), path.data(), path.size(),
+                       static_cast<uint64_t>(st->st_size),
+                       static_cast<uint64_t>(st->st_mtim.tv_sec) * 1000000000ULL +
+                           static_cast<uint64_t>(st->st_mtim.tv_nsec));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 10 && strcmp(argv[1], "--no-read") == 0) {
+    g_host = argv[2];
+    g_port = atoi(argv[3]);
+    auto secret = load_secret(argv[4]);
+    if (!secret) {
+      fprintf(stderr, "%s\n", secret.error().message.c_str());
+      return 2;
+    }
+    struct stat st {};
+    const FileKey key = key_of(argv[5], argv[6], argv[7], &st);
+    const int fd = authenticate(*secret);
+    if (fd < 0) {
+      fprintf(stderr, "dcbadpeer: authentication failed\n");
+      return 1;
+    }
+    // The agent under test runs 1 MiB blocks (tests/integration/lib.sh).
+    const uint32_t block_len = static_cast<uint32_t>(std::min<off_t>(st.st_size, 1 << 20));
+    return no_read(fd, key.hi, key.lo, argv[5], argv[7], block_len, atoi(argv[8]), atoi(argv[9]));
+  }
   if (argc != 7 && argc != 8) {
     fprintf(
         stderr,
