@@ -343,10 +343,7 @@ FileKey key_of(const std::string& ds, const std::string& root, const std::string
     perror("stat");
     exit(2);
   }
-  return make_file_key(ds.data(), ds.size(), path.data(), path.size(),
-                       static_cast<uint64_t>(st->st_size),
-                       static_cast<uint64_t>(st->st_mtim.tv_sec) * 1000000000ULL +
-                           static_cast<uint64_t>(st->st_mtim.tv_nsec));
+  return file_key_of(ds.data(), ds.size(), path.data(), path.size(), *st);
 }
 
 }  // namespace
@@ -393,11 +390,7 @@ int main(int argc, char** argv) {
   g_secret = *secret;
   const std::string ds = argv[4], root = argv[5], path = argv[6];
   struct stat st {};
-  if (stat((root + "/" + path).c_str(), &st) != 0) {
-    perror("stat");
-    return 2;
-  }
-  const FileKey key = file_key_of(ds.data(), ds.size(), path.data(), path.size(), st);
+  const FileKey key = key_of(ds, root, path, &st);
   const uint64_t hi = key.hi, lo = key.lo;
 
   uint8_t nonce[32];
