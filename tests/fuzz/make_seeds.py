@@ -66,9 +66,6 @@ put("etcd_wire", "lease_not_found", '{"error":"etcdserver: requested lease not f
 put("etcd_wire", "member_value", "10.1.2.3:7070 0.5")
 
 # etcd HTTP (first byte: feed step)
-put("etcd_http", "head_chunked", b"\x03HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-put("etcd_http", "head_length", b"\x07HTTP/1.1 404 Not Found\r\nContent-Length: 12\r\nConnection: close\r\n\r\n")
-put("etcd_http", "chunked_body", b"\x02" + b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: 1\r\n\r\n")
 
 # config
 put("config", "minimal", '[cache]\nmemory = "64MiB"\n[[dataset]]\nname = "d"\npath = "/tmp"\n')
