@@ -206,7 +206,7 @@ bool connect_by(Conn& c, uint64_t deadline) {
   struct stat st {};
   fstat(fd, &st);
   c.ino = st.st_ino;
-  c.fd = fd;
+  set_conn_fd(c, fd);
   return true;
 }
 
@@ -225,11 +225,11 @@ int acquire_conn() {
 
 bool acquire_open_conn(int i) {
   uint32_t cur = __atomic_load_n(&g_state.busy, __ATOMIC_RELAXED);
-  if ((cur & (1u << i)) || g_state.conns[i].fd < 0) return false;
+  if ((cur & (1u << i)) || conn_fd(g_state.conns[i]) < 0) return false;
   if (!__atomic_compare_exchange_n(&g_state.busy, &cur, cur | (1u << i), false, __ATOMIC_ACQUIRE,
                                    __ATOMIC_RELAXED))
     return false;
-  if (g_state.conns[i].fd >= 0) return true;
+  if (conn_fd(g_state.conns[i]) >= 0) return true;
   release_conn(i);
   return false;
 }
@@ -239,8 +239,8 @@ void release_conn(int i) {
 }
 
 void drop_conn(Conn& c) {
-  if (c.fd >= 0) sys_close(c.fd);
-  c.fd = -1;
+  if (const int fd = conn_fd(c); fd >= 0) sys_close(fd);
+  set_conn_fd(c, -1);
   forget_region_owner(c);
 }
 
@@ -248,8 +248,9 @@ void drop_conn(Conn& c) {
 // number now: never write our protocol into it.
 bool conn_is_ours(Conn& c) {
   struct stat st {};
-  if (c.fd >= 0 && fstat(c.fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == c.ino) return true;
-  c.fd = -1;  // not ours any more: forget, never close, the number
+  const int fd = conn_fd(c);
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == c.ino) return true;
+  set_conn_fd(c, -1);  // not ours any more: forget, never close, the number
   forget_region_owner(c);
   return false;
 }
@@ -281,14 +282,14 @@ bool round_trip(void* req, size_t len, void* reply, size_t reply_cap, long* repl
   Conn& c = g_state.conns[i];
   bool ok = false;
   for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
-    if ((c.fd < 0 || !conn_is_ours(c)) && !connect_by(c, deadline)) break;
+    if ((conn_fd(c) < 0 || !conn_is_ours(c)) && !connect_by(c, deadline)) break;
     auto* h = static_cast<ctl::MsgHeader*>(req);
     h->request_id = c.next_request++;
-    if (!send_all(c.fd, req, len, deadline)) {
+    if (!send_all(conn_fd(c), req, len, deadline)) {
       drop_conn(c);  // agent restarted: reconnect once, within the same deadline
       continue;
     }
-    long n = recv_reply(c.fd, reply, reply_cap, h->request_id, nullptr, nullptr, deadline);
+    long n = recv_reply(conn_fd(c), reply, reply_cap, h->request_id, nullptr, nullptr, deadline);
     if (n < 0) {
       // Dropping the connection is what discards a reply that comes too late.
       drop_conn(c);

@@ -58,20 +58,22 @@ void link_after_fork_child() {
 void link_forget_fd(int fd) {
   if (fd < 0) return;
   for (auto& c : g_state.conns) {
-    if (c.fd != fd) continue;
+    if (conn_fd(c) != fd) continue;
     // A vfork child closing its copy of our socket must not make the parent forget
     // (and so leak) its own.
     if (link_in_foreign_process()) return;
-    c.fd = -1;
+    set_conn_fd(c, -1);
     if (g_state.region_owner == static_cast<int>(&c - g_state.conns))
       __atomic_store_n(&g_state.region_owner, -1, __ATOMIC_RELEASE);
   }
 }
 
 void link_forget_fd_range(unsigned first, unsigned last) {
-  for (auto& c : g_state.conns)
-    if (c.fd >= 0 && static_cast<unsigned>(c.fd) >= first && static_cast<unsigned>(c.fd) <= last)
-      link_forget_fd(c.fd);
+  for (auto& c : g_state.conns) {
+    const int fd = conn_fd(c);
+    if (fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last)
+      link_forget_fd(fd);
+  }
 }
 
 bool link_in_foreign_process() {

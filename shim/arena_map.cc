@@ -54,7 +54,7 @@ bool session_hung_up() {
     Conn& c = g_state.conns[i];
     bool gone = false;
     if (conn_is_ours(c)) {
-      pollfd p{c.fd, POLLIN, 0};
+      pollfd p{conn_fd(c), POLLIN, 0};
       timespec zero{0, 0};
       gone = syscall(SYS_ppoll, &p, 1, &zero, nullptr, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
     }
@@ -120,7 +120,7 @@ const ArenaView* ask_for_arena() {
   const int i = acquire_conn();
   if (i < 0) return nullptr;
   Conn& c = g_state.conns[i];
-  if (c.fd >= 0 && conn_is_ours(c)) drop_conn(c);  // its hello brought no arena we kept
+  if (conn_fd(c) >= 0 && conn_is_ours(c)) drop_conn(c);  // its hello brought no arena we kept
   connect_conn(c);
   release_conn(i);
   return __atomic_load_n(&g_state.arena, __ATOMIC_ACQUIRE);

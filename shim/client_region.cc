@@ -52,9 +52,9 @@ void ensure_session() {
   const int i = acquire_conn();
   if (i < 0) return;
   Conn& c = g_state.conns[i];
-  if (c.fd >= 0) {
+  if (conn_fd(c) >= 0) {
     if (!conn_is_ours(c))
-      c.fd = -1;
+      set_conn_fd(c, -1);
     else
       drop_conn(c);  // reconnect this one, asking for a region
   }

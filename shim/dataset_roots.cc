@@ -96,7 +96,7 @@ const DatasetList* link_datasets() {
   if (!load_roots_file() && !agent_backed_off(now)) {
     const int i = acquire_conn();
     if (i >= 0) {
-      if (g_state.conns[i].fd < 0) connect_conn(g_state.conns[i]);
+      if (conn_fd(g_state.conns[i]) < 0) connect_conn(g_state.conns[i]);
       release_conn(i);
     }
   }

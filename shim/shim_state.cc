@@ -42,8 +42,8 @@ void shim_state_after_fork_child() {
   ShimState& s = g_state;
   s.pid = getpid();
   for (auto& c : s.conns) {
-    if (c.fd >= 0) sys_close(c.fd);  // our copy of the parent's session
-    c.fd = -1;
+    if (const int fd = conn_fd(c); fd >= 0) sys_close(fd);  // our copy of the parent's session
+    set_conn_fd(c, -1);
   }
   s.busy = 0;
   s.install_lock = 0;

@@ -56,6 +56,12 @@ struct Conn {
 
 inline constexpr int kMaxConns = 8;
 
+// A connection's number is read by other threads than its holder (an app thread
+// closing that number makes the shim forget it; the liveness poll looks at idle
+// ones), so every access is atomic. Relaxed: the number is the only datum shared.
+inline int conn_fd(const Conn& c) { return __atomic_load_n(&c.fd, __ATOMIC_RELAXED); }
+inline void set_conn_fd(Conn& c, int fd) { __atomic_store_n(&c.fd, fd, __ATOMIC_RELAXED); }
+
 struct ShimState {
   // --- Settings (shim_init.cc). Written once, by link_init, before any other use.
   // fork: kept. vfork: read only. agent restart: kept.

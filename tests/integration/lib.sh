@@ -29,7 +29,7 @@ cleanup() {
     echo "--- agent log (last 40 lines) ---" >&2
     tail -n 40 "$T/agent.log" >&2 || true
   fi
-  rm -rf "$T"
+  [ -n "${DC_KEEP_T:-}" ] || rm -rf "$T"
   exit $rc
 }
 trap cleanup EXIT
